@@ -1,0 +1,1 @@
+"""The FastAPI service: routes per resource, only through the core."""

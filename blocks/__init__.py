@@ -1,0 +1,1 @@
+"""Prefect Block types for connection settings and credentials (see the operations issue)."""

@@ -1,0 +1,26 @@
+"""The `proposalflow` command. An edge, like api/: it translates core errors once, here.
+
+Commands that run no flow never import Prefect; commands that run one import it lazily
+(see `proposalflow.cli.running`).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from . import db, demo, ingest
+
+app = typer.Typer(
+    name="proposalflow",
+    help="An agency's proposal back office: clients, enrichment, knowledge, proposals, delivery.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(ingest.app, name="ingest")
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,49 @@
+"""Errors a user can cause or meet. The CLI and the API translate them once, at their edge."""
+
+from __future__ import annotations
+
+
+class ProposalflowError(Exception):
+    """Base class. `kind` is the stable category the API maps to a problem `type` URI."""
+
+    kind = "system"
+
+
+class ConfigurationError(ProposalflowError):
+    """Settings that cannot work (a bad URL, a missing key file)."""
+
+    kind = "configuration"
+
+
+class ValidationFailed(ProposalflowError):
+    """Input that breaks a rule. `errors` lists {field, message} for each problem."""
+
+    kind = "validation"
+
+    def __init__(self, message: str, errors: list[dict] | None = None):
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class SourceUnreadable(ValidationFailed):
+    """A whole input file (or URL) cannot be read: nothing is written."""
+
+
+class NotFound(ProposalflowError):
+    kind = "not-found"
+
+
+class Conflict(ProposalflowError):
+    kind = "conflict"
+
+
+class MigrationError(ProposalflowError):
+    """A migration failed or an applied migration file was changed."""
+
+    kind = "system"
+
+
+class IntegrationFailed(ProposalflowError):
+    """An external service (OpenAI, Jina, Google, Supabase) failed after retries."""
+
+    kind = "integration"

@@ -1,0 +1,92 @@
+"""The one settings object: environment variables and `.env`, names as in DESIGN.md's contract."""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDER_SECRETS = {"changethis", "secret", "change-me", "changeme", ""}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # environment: "local" tolerates unsafe development values (with a warning), anything else refuses them
+    environment: Literal["local", "staging", "production"] = Field("local", alias="PROPOSALFLOW_ENV")
+
+    # database: unset → the embedded PostgreSQL under `home`
+    database_url: SecretStr | None = Field(None, alias="DATABASE_URL")
+    home: Path = Field(Path("~/.proposalflow"), alias="PROPOSALFLOW_HOME")
+
+    # language model
+    llm: Literal["openai", "offline"] | None = Field(None, alias="PROPOSALFLOW_LLM")
+    openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
+    llm_model: str = Field("gpt-4o", alias="PROPOSALFLOW_LLM_MODEL")
+    llm_fallback_model: str | None = Field(None, alias="PROPOSALFLOW_LLM_FALLBACK_MODEL")
+
+    # embeddings
+    embeddings: Literal["openai", "local"] | None = Field(None, alias="PROPOSALFLOW_EMBEDDINGS")
+    embedding_model: str | None = Field(None, alias="PROPOSALFLOW_EMBEDDING_MODEL")
+
+    # web reader
+    reader: Literal["jina", "direct"] | None = Field(None, alias="PROPOSALFLOW_READER")
+    jina_api_key: SecretStr | None = Field(None, alias="JINA_API_KEY")
+    jina_reader_url: str = Field("https://r.jina.ai", alias="JINA_READER_URL")
+    allow_private_urls: bool = Field(False, alias="PROPOSALFLOW_ALLOW_PRIVATE_URLS")
+
+    # Google Workspace
+    google_application_credentials: Path | None = Field(None, alias="GOOGLE_APPLICATION_CREDENTIALS")
+
+    # API auth (Supabase-issued JWTs)
+    jwt_secret: SecretStr | None = Field(None, alias="PROPOSALFLOW_JWT_SECRET")
+    jwks_url: str | None = Field(None, alias="PROPOSALFLOW_JWKS_URL")
+    jwt_audience: str = Field("authenticated", alias="PROPOSALFLOW_JWT_AUDIENCE")
+
+    # orchestration
+    prefect_api_url: str | None = Field(None, alias="PREFECT_API_URL")
+
+    # ingestion
+    ingest_batch_rows: int = Field(20_000, alias="PROPOSALFLOW_INGEST_BATCH_ROWS", ge=100)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_secrets(self) -> "Settings":
+        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None
+        if secret is not None and (secret.lower() in _PLACEHOLDER_SECRETS or len(secret) < 32):
+            message = "PROPOSALFLOW_JWT_SECRET is a placeholder or shorter than 32 characters"
+            if self.environment == "local":
+                warnings.warn(message + " (tolerated because PROPOSALFLOW_ENV=local)", stacklevel=2)
+            else:
+                raise ValueError(message + f"; refused with PROPOSALFLOW_ENV={self.environment}")
+        return self
+
+    # derived values are properties, not copies
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def llm_provider(self) -> str:
+        return self.llm or ("openai" if self.openai_api_key else "offline")
+
+    @property
+    def embeddings_provider(self) -> str:
+        return self.embeddings or ("openai" if self.openai_api_key else "local")
+
+    @property
+    def reader_provider(self) -> str:
+        return self.reader or ("jina" if self.jina_api_key else "direct")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

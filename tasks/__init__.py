@@ -1,0 +1,7 @@
+"""Prefect tasks: thin wrappers that give a core function retries, timeouts, caching and logging."""
+
+import os
+
+# Before Prefect is imported anywhere: no telemetry from an offline machine.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
