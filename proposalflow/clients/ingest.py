@@ -10,8 +10,11 @@ Re-running either step, or the whole ingestion, on the same input changes nothin
 
 from __future__ import annotations
 
+import time
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import psycopg
 
@@ -36,7 +39,10 @@ class StagedRun:
 
 
 def stage_source(conn: psycopg.Connection, source: LocalSource, *, batch_rows: int = 20_000,
-                 flow_run_id: str | None = None, on_progress: Progress | None = None) -> StagedRun:
+                 flow_run_id: str | None = None, on_progress: Progress | None = None,
+                 timings: Counter | None = None) -> StagedRun:
+    """`timings`, if given, accumulates seconds per step (read, normalise, validate, copy)."""
+    timed = _timer(timings)
     plan = inspect_file(source.path, source.display_name, source.format)  # fails before any write
     mapping = plan.mapping
     keys = KeyRegistry()
@@ -44,13 +50,21 @@ def stage_source(conn: psycopg.Connection, source: LocalSource, *, batch_rows: i
     with conn.transaction():
         abandon_stale_runs(conn)
         run_id = start_run(conn, source.display_name, plan.format, flow_run_id)
-        for batch in iter_batches(plan, batch_rows):
-            unparsable = [Reject(r.row_number, None, f"row {r.row_number} {r.error}", r.values)
-                          for r in batch if r.error]
-            records = [normalise_row(r.row_number, r.values, mapping) for r in batch if not r.error]
-            valid, rejects = validate_batch(records, keys)
-            staged += copy_staged(conn, run_id, source.display_name, valid)
-            rejected += copy_rejects(conn, run_id, source.display_name, unparsable + rejects)
+        batches = iter_batches(plan, batch_rows)
+        while True:
+            with timed("read"):
+                batch = next(batches, None)
+            if batch is None:
+                break
+            with timed("normalise"):
+                unparsable = [Reject(r.row_number, None, f"row {r.row_number} {r.error}", r.values)
+                              for r in batch if r.error]
+                records = [normalise_row(r.row_number, r.values, mapping) for r in batch if not r.error]
+            with timed("validate"):
+                valid, rejects = validate_batch(records, keys)
+            with timed("copy"):
+                staged += copy_staged(conn, run_id, source.display_name, valid)
+                rejected += copy_rejects(conn, run_id, source.display_name, unparsable + rejects)
             read += len(batch)
             if on_progress:
                 on_progress(read)
@@ -61,6 +75,18 @@ def stage_source(conn: psycopg.Connection, source: LocalSource, *, batch_rows: i
 def apply_run(conn: psycopg.Connection, run_id: str) -> IngestSummary:
     with conn.transaction():
         return apply_staged(conn, run_id)
+
+
+def _timer(timings: Counter | None):
+    @contextmanager
+    def timed(step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            if timings is not None:
+                timings[step] += time.perf_counter() - started
+    return timed
 
 
 def rejects_of(conn: psycopg.Connection, run_id: str, limit: int = 1000) -> list[dict]:

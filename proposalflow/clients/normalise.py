@@ -65,41 +65,35 @@ def natural_key(name: str | None, domain: str | None, external_id: str | None) -
 
 
 def normalise_row(row_number: int, values: dict[str, Any], mapping: dict[str, str | None]) -> ClientRecord:
+    """One raw row → a ClientRecord. The first column that maps to a field wins; later ones and
+    unknown columns are kept under their own header in contact_info. (A hot path: keep it lean.)"""
     record = ClientRecord(row_number=row_number, raw=values)
-    extras: dict[str, Any] = {}
+    contact: dict[str, Any] = {}
     assigned: set[str] = set()
     for header, value in values.items():
-        canonical = mapping[header] if header in mapping else canonical_field(str(header))
-        text = clean_text(value)
-        if text is None:
+        text = value.strip() if isinstance(value, str) else clean_text(value)
+        if not text:
             continue
-        if canonical is None:
-            extras[str(header).strip()] = text
-        elif canonical not in assigned:  # the first column that maps to a field wins
-            assigned.add(canonical)
-            _assign(record, canonical, text)
-        else:
-            extras[str(header).strip()] = text
-    record.contact_info = {**extras, **record.contact_info}
+        canonical = mapping[header] if header in mapping else canonical_field(str(header))
+        if canonical is None or canonical in assigned:
+            contact[str(header).strip()] = text
+            continue
+        assigned.add(canonical)
+        if canonical == "name":
+            record.name = _SPACES.sub(" ", text if text.isascii() else unicodedata.normalize("NFKC", text))
+        elif canonical == "email":
+            record.email = normalise_email(text)
+        elif canonical == "website":
+            record.website_input = text
+            record.website, record.domain = normalise_website(text)
+        elif canonical == "external_id":
+            record.external_id = text
+        else:  # phone, contact_name
+            contact[canonical] = text
     if record.email:
-        record.contact_info["email"] = record.email
+        contact["email"] = record.email
+    record.contact_info = contact
     return record
-
-
-def _assign(record: ClientRecord, canonical: str, text: str | None) -> None:
-    if text is None:
-        return
-    if canonical == "name":
-        record.name = _SPACES.sub(" ", unicodedata.normalize("NFKC", text))
-    elif canonical == "email":
-        record.email = normalise_email(text)
-    elif canonical == "website":
-        record.website_input = text
-        record.website, record.domain = normalise_website(text)
-    elif canonical == "external_id":
-        record.external_id = text
-    elif canonical in ("phone", "contact_name"):
-        record.contact_info.setdefault(canonical, text)
 
 
 def clean_text(value: Any) -> str | None:
@@ -113,14 +107,19 @@ def clean_text(value: Any) -> str | None:
 
 def normalise_email(text: str) -> str:
     text = text.strip().lower()
-    if text.startswith("mailto:"):
-        text = text[len("mailto:"):]
-    return text
+    return text[len("mailto:"):] if text.startswith("mailto:") else text
+
+
+_SIMPLE_WEBSITE = re.compile(r"^(?:(https?)://)?(?:www\.)?([a-z0-9-]+(?:\.[a-z0-9-]+)+)\.?/?$", re.IGNORECASE)
 
 
 def normalise_website(text: str) -> tuple[str, str | None]:
     """'WWW.Acme.com/' → ('https://acme.com', 'acme.com'). Returns (url, domain or None if no host)."""
     text = text.strip()
+    simple = _SIMPLE_WEBSITE.match(text)  # the common case, without urllib's general parser
+    if simple:
+        host = simple.group(2).lower()
+        return f"{(simple.group(1) or 'https').lower()}://{host}", host
     if "://" not in text:
         text = "https://" + text.lstrip("/")
     try:

@@ -10,8 +10,9 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
+import orjson
 import psycopg
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_dumps
 
 from .normalise import ClientRecord
 from .validation import Reject
@@ -55,6 +56,7 @@ def abandon_stale_runs(conn: psycopg.Connection, older_than_hours: int = 24) -> 
 
 
 def copy_staged(conn: psycopg.Connection, run_id: str, source: str, records: Iterable[ClientRecord]) -> int:
+    set_json_dumps(orjson.dumps, context=conn)  # several times faster than json.dumps on this path
     count = 0
     with conn.cursor().copy(
         "COPY client_staging (run_id, row_number, natural_key, name, website, domain, external_id,"
