@@ -37,6 +37,14 @@ class Conflict(ProposalflowError):
     kind = "conflict"
 
 
+class IllegalTransition(Conflict):
+    """A proposal status change its status machine does not allow (proposalflow/proposals/status.py)."""
+
+    def __init__(self, message: str, from_status: str | None = None, to_status: str | None = None):
+        super().__init__(message)
+        self.from_status, self.to_status = from_status, to_status
+
+
 class MigrationError(ProposalflowError):
     """A migration failed or an applied migration file was changed."""
 
