@@ -63,21 +63,22 @@ def transaction(settings: Settings | None = None) -> Iterator[psycopg.Connection
         yield conn
 
 
+def migrate_url(url: str) -> list[str]:
+    """Apply pending migrations to the database at `url`; returns the files applied."""
+    from .migrations import migrate
+
+    with connect_url(url, autocommit=True, migrate=False) as conn:
+        applied = migrate(conn)
+    _migrated.add(url)
+    return applied
+
+
 def ensure_migrated(url: str) -> None:
     if url in _migrated:
         return
     with _migrate_lock:
-        if url in _migrated:
-            return
-        from .migrations import migrate
-
-        try:
-            with psycopg.connect(url, autocommit=True, connect_timeout=15,
-                                 **({"prepare_threshold": None} if is_transaction_pooler(url) else {})) as conn:
-                migrate(conn)
-        except psycopg.OperationalError as exc:
-            raise ConfigurationError(f"cannot connect to the database: {_first_line(exc)}") from exc
-        _migrated.add(url)
+        if url not in _migrated:
+            migrate_url(url)
 
 
 def redact(url: str) -> str:

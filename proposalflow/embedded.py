@@ -39,12 +39,11 @@ def embedded_database_url(home: Path) -> str:
     server = _server(pgdata_dir(home))
     admin_url = server.get_uri()
     with psycopg.connect(admin_url, autocommit=True) as conn:
+        # processes starting together take turns, so exactly one creates the database
+        conn.execute("SELECT pg_advisory_lock(hashtext('proposalflow.create_database'))")
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
         if not exists:
-            try:
-                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process created it between our check and our create
+            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
     return server.get_uri(database=DATABASE_NAME)
 
 

@@ -13,15 +13,9 @@ app = typer.Typer(help="The product database: migrations, URL, embedded server."
 def migrate(as_json: bool = JsonOption) -> None:
     """Apply pending SQL migrations from sql/ (every command also does this on first use)."""
     with reported_errors(as_json):
-        import psycopg
+        from ..database import database_url, migrate_url
 
-        from ..database import database_url, is_transaction_pooler
-        from ..migrations import migrate as run_migrations
-
-        url = database_url()
-        with psycopg.connect(url, autocommit=True,
-                             **({"prepare_threshold": None} if is_transaction_pooler(url) else {})) as conn:
-            applied = run_migrations(conn)
+        applied = migrate_url(database_url())
     if as_json:
         emit_json({"applied": applied})
     elif applied:
