@@ -45,6 +45,11 @@ class IllegalTransition(Conflict):
         self.from_status, self.to_status = from_status, to_status
 
 
+class EmbeddingModelMismatch(ConfigurationError):
+    """The knowledge base was embedded with another model than the settings select; the message
+    names `proposalflow kb reembed`."""
+
+
 class MigrationError(ProposalflowError):
     """A migration failed or an applied migration file was changed."""
 

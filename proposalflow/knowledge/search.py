@@ -1,0 +1,116 @@
+"""Hybrid retrieval over the knowledge base: vector search + full-text search, fused with RRF.
+
+- Vector part: the N nearest chunks by cosine distance through the HNSW index, with
+  `hnsw.ef_search` raised for recall. With a category filter, pgvector would filter AFTER the
+  index scan and could return fewer than N rows; `hnsw.iterative_scan = relaxed_order` makes it
+  keep scanning until N rows pass the filter (the outer query re-sorts by exact distance).
+- Full-text part: the N best chunks by `ts_rank` for an OR of the query's stemmed words (the
+  GIN index on the generated `tsv` column; headings weigh more than body text).
+- Reciprocal rank fusion: score = Σ 1 / (60 + rank) over the two lists.
+
+A chunk's id is stable while its document is unchanged (unchanged documents are never
+re-chunked), so proposals cite `chunk_id`s; `chunks_exist` checks such citations later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import psycopg
+from langchain_core.embeddings import Embeddings
+
+from ..errors import ValidationFailed
+from . import store
+from .embedders import embedding_model
+
+RRF_K = 60
+MIN_CANDIDATES = 40
+EF_SEARCH = 100
+MAX_K = 100
+
+
+@dataclass(frozen=True)
+class Passage:
+    chunk_id: int
+    document_id: str
+    title: str
+    source_uri: str
+    category: str | None
+    text: str
+    score: float
+
+
+_HYBRID = """
+WITH vector_hits AS MATERIALIZED (
+    SELECT id, {distance} AS distance
+      FROM knowledge_chunks
+     {vector_filter}
+     ORDER BY {distance}
+     LIMIT %(n)s
+), vector_ranked AS (
+    SELECT id, row_number() OVER (ORDER BY distance, id) AS rank FROM vector_hits
+), text_query AS (
+    SELECT (SELECT string_agg(quote_literal(lexeme), ' | ') FROM unnest(to_tsvector('english', %(query)s)))::tsquery AS q
+), text_ranked AS (
+    SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS rank
+      FROM (SELECT c.id, ts_rank(c.tsv, t.q) AS rank
+              FROM knowledge_chunks c, text_query t
+             WHERE t.q IS NOT NULL AND c.tsv @@ t.q
+               {text_filter}
+             ORDER BY rank DESC, c.id
+             LIMIT %(n)s) best
+), fused AS (
+    SELECT id, sum(1.0 / (%(rrf_k)s + rank)) AS score
+      FROM (SELECT id, rank FROM vector_ranked UNION ALL SELECT id, rank FROM text_ranked) both_lists
+     GROUP BY id
+)
+SELECT c.id, d.id::text, coalesce(d.title, d.source_uri), d.source_uri, c.category, c.text, f.score::float8
+  FROM fused f
+  JOIN knowledge_chunks c ON c.id = f.id
+  JOIN knowledge_base d ON d.id = c.document_id
+ ORDER BY f.score DESC, c.id
+ LIMIT %(k)s
+"""
+
+
+def search(conn: psycopg.Connection, embedder: Embeddings, query: str, k: int = 5,
+           category: str | None = None) -> list[Passage]:
+    """The `k` best passages for `query` (optionally within one category), best first."""
+    query = (query or "").strip()
+    if not query:
+        raise ValidationFailed("the search query is empty", [{"field": "query", "message": "must not be empty"}])
+    if not 1 <= k <= MAX_K:
+        raise ValidationFailed(f"k must be between 1 and {MAX_K}", [{"field": "k", "message": f"got {k}"}])
+    model = embedding_model(embedder)
+    if store.check_model(conn, model) is None:
+        return []  # nothing was ever embedded
+    vector = np.asarray(embedder.embed_query(query), dtype=np.float32)
+    from pgvector.psycopg import register_vector
+
+    register_vector(conn)
+    literal = store.vector_expression(model.dimension)
+    cast = f"::halfvec({model.dimension})" if literal != "embedding" else f"::vector({model.dimension})"
+    distance = f"{literal} <=> %(vector)s{cast}"
+    candidates = max(MIN_CANDIDATES, 4 * k)
+    with conn.transaction():
+        conn.execute(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, candidates)}")
+        if category is not None:
+            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        sql = _HYBRID.format(distance=distance,
+                             vector_filter="WHERE category = %(category)s" if category is not None else "",
+                             text_filter="AND c.category = %(category)s" if category is not None else "")
+        rows = conn.execute(sql, {
+            "vector": vector, "query": query, "category": category, "n": candidates, "k": k,
+            "rrf_k": RRF_K,
+        }).fetchall()
+    return [Passage(r[0], r[1], r[2], r[3], r[4], r[5], float(r[6])) for r in rows]
+
+
+def chunks_exist(conn: psycopg.Connection, chunk_ids: Iterable[int]) -> set[int]:
+    """Which of these chunk ids exist now (for checking a proposal's citations)."""
+    ids = sorted({int(i) for i in chunk_ids})
+    if not ids:
+        return set()
+    return {r[0] for r in conn.execute("SELECT id FROM knowledge_chunks WHERE id = ANY(%s)", (ids,)).fetchall()}
