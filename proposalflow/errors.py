@@ -56,6 +56,12 @@ class MigrationError(ProposalflowError):
     kind = "system"
 
 
+class BackupFailed(ProposalflowError):
+    """pg_dump / pg_restore failed, or a backup file does not verify."""
+
+    kind = "system"
+
+
 class IntegrationFailed(ProposalflowError):
     """An external service (OpenAI, Jina, Google, Supabase) failed after retries."""
 

@@ -50,6 +50,22 @@ class Settings(BaseSettings):
 
     # orchestration
     prefect_api_url: str | None = Field(None, alias="PREFECT_API_URL")
+    # Prefect blocks to read settings from (flows, workers, CLI): one name for every kind, or one per kind
+    block: str | None = Field(None, alias="PROPOSALFLOW_BLOCK")
+    database_block: str | None = Field(None, alias="PROPOSALFLOW_DATABASE_BLOCK")
+    llm_block: str | None = Field(None, alias="PROPOSALFLOW_LLM_BLOCK")
+    reader_block: str | None = Field(None, alias="PROPOSALFLOW_READER_BLOCK")
+    google_block: str | None = Field(None, alias="PROPOSALFLOW_GOOGLE_BLOCK")
+    clients_source: str | None = Field(None, alias="PROPOSALFLOW_CLIENTS_SOURCE")  # what `nightly` ingests
+
+    # operations: backups and logs
+    backup_dir: Path | None = Field(None, alias="PROPOSALFLOW_BACKUP_DIR")  # unset → PROPOSALFLOW_HOME/backups
+    backup_keep: int = Field(7, alias="PROPOSALFLOW_BACKUP_KEEP", ge=1)
+    pg_bin_dir: Path | None = Field(None, alias="PROPOSALFLOW_PG_BIN")  # pg_dump/pg_restore matching the server
+    log_dir: Path | None = Field(None, alias="PROPOSALFLOW_LOG_DIR")  # unset → PROPOSALFLOW_HOME/logs
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="PROPOSALFLOW_LOG_LEVEL")
+    log_max_bytes: int = Field(10_000_000, alias="PROPOSALFLOW_LOG_MAX_BYTES", ge=10_000)
+    log_backups: int = Field(5, alias="PROPOSALFLOW_LOG_BACKUPS", ge=0)
 
     # ingestion
     ingest_batch_rows: int = Field(20_000, alias="PROPOSALFLOW_INGEST_BATCH_ROWS", ge=100)
@@ -69,6 +85,14 @@ class Settings(BaseSettings):
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser().resolve()
+
+    @property
+    def backup_folder(self) -> Path:
+        return (self.backup_dir or self.home_dir / "backups").expanduser().resolve()
+
+    @property
+    def log_folder(self) -> Path:
+        return (self.log_dir or self.home_dir / "logs").expanduser().resolve()
 
     @property
     def uses_embedded_database(self) -> bool:

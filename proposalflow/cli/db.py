@@ -1,10 +1,12 @@
-"""`proposalflow db …`: migrations and the database's address."""
+"""`proposalflow db …`: migrations, the database's address, backups and restores."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from .output import JsonOption, emit_json, out, reported_errors
+from .output import JsonOption, emit_json, err, out, reported_errors, summary_table
 
 app = typer.Typer(help="The product database: migrations, URL, embedded server.", no_args_is_help=True)
 
@@ -44,3 +46,55 @@ def stop() -> None:
         out.print("DATABASE_URL is set: there is no embedded server to stop")
         return
     out.print("stopped" if stop_embedded_server(settings.home_dir) else "not running")
+
+
+@app.command("backup")
+def backup(
+    folder: Path = typer.Option(None, "--folder", help="Where to write (default PROPOSALFLOW_BACKUP_DIR, "
+                                                        "else PROPOSALFLOW_HOME/backups)."),
+    keep: int = typer.Option(None, "--keep", min=1, help="Backups to keep (default PROPOSALFLOW_BACKUP_KEEP, 7)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """pg_dump (custom format) the product schema, verify it with pg_restore --list, keep the newest N."""
+    with reported_errors(as_json):
+        from ..backup import backup_database
+        from ..database import database_url
+        from ..settings import get_settings
+
+        settings = get_settings()
+        target = folder or settings.backup_folder
+        err.print(f"backing up to {target} …")
+        result = backup_database(database_url(settings), target, keep=keep or settings.backup_keep,
+                                 pg_bin=settings.pg_bin_dir)
+    if as_json:
+        emit_json(result)
+        return
+    out.print(f"[bold]Backup[/] {result['path']} ({result['size_bytes']:,} bytes, verified)", highlight=False)
+    out.print(summary_table("rows per table", result["tables"]))
+    for removed in result["removed"]:
+        out.print(f"removed (retention): {removed}", highlight=False)
+
+
+@app.command("restore")
+def restore(
+    file: Path = typer.Argument(..., help="A .dump file written by `proposalflow db backup` or backup-database."),
+    into: str = typer.Option(None, "--into", help="PostgreSQL URL of an EMPTY database (default: the "
+                                                  "configured one — DATABASE_URL or the embedded server)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Restore a backup into an empty database, in one transaction; row counts are checked against its manifest."""
+    with reported_errors(as_json):
+        from ..backup import restore_database
+        from ..database import database_url, redact
+        from ..settings import get_settings
+
+        settings = get_settings()
+        target = into or database_url(settings)
+        err.print(f"restoring {file} into {redact(target)} …")
+        result = restore_database(file, target, pg_bin=settings.pg_bin_dir)
+    if as_json:
+        emit_json(result)
+        return
+    out.print(f"[bold]Restored[/] {result['path']}"
+              + (" (row counts match its manifest)" if result["matches_manifest"] else ""), highlight=False)
+    out.print(summary_table("rows per table", result["tables"]))
