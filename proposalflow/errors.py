@@ -66,3 +66,19 @@ class IntegrationFailed(ProposalflowError):
     """An external service (OpenAI, Jina, Google, Supabase) failed after retries."""
 
     kind = "integration"
+
+
+class UnsafeURL(ValidationFailed):
+    """A URL the reader refuses to fetch: not http(s), or resolving to a loopback, private,
+    link-local or otherwise non-public address (also after a redirect)."""
+
+
+class FetchFailed(IntegrationFailed):
+    """A web page could not be read. `status` is the last HTTP status (None for network errors);
+    `fallback_ok` says whether another reader might succeed where this one failed."""
+
+    def __init__(self, message: str, *, url: str, status: int | None = None, fallback_ok: bool = False):
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.fallback_ok = fallback_ok

@@ -39,6 +39,22 @@ class Settings(BaseSettings):
     jina_api_key: SecretStr | None = Field(None, alias="JINA_API_KEY")
     jina_reader_url: str = Field("https://r.jina.ai", alias="JINA_READER_URL")
     allow_private_urls: bool = Field(False, alias="PROPOSALFLOW_ALLOW_PRIVATE_URLS")
+    reader_trusted_hosts: str = Field("", alias="PROPOSALFLOW_READER_TRUSTED_HOSTS")  # "host[:port],…" that may be private
+    reader_timeout_seconds: float = Field(20.0, alias="PROPOSALFLOW_READER_TIMEOUT", gt=0)
+    reader_max_bytes: int = Field(5_000_000, alias="PROPOSALFLOW_READER_MAX_BYTES", ge=1024)
+    reader_max_redirects: int = Field(5, alias="PROPOSALFLOW_READER_MAX_REDIRECTS", ge=0)
+    reader_attempts: int = Field(3, alias="PROPOSALFLOW_READER_ATTEMPTS", ge=1, le=10)
+    reader_host_rate: float = Field(1.0, alias="PROPOSALFLOW_READER_HOST_RATE", gt=0)  # requests/s per site
+    reader_host_burst: int = Field(2, alias="PROPOSALFLOW_READER_HOST_BURST", ge=1)
+    reader_concurrency: int = Field(8, alias="PROPOSALFLOW_READER_CONCURRENCY", ge=1)
+    reader_cache_ttl_hours: float = Field(168.0, alias="PROPOSALFLOW_READER_CACHE_TTL_HOURS", ge=0)
+    jina_rpm: int | None = Field(None, alias="PROPOSALFLOW_JINA_RPM", ge=1)  # unset: 20 without a key, 200 with one
+
+    # enrichment
+    enrich_max_pages: int = Field(4, alias="PROPOSALFLOW_ENRICH_MAX_PAGES", ge=0, le=20)  # besides the home page
+    enrich_batch_size: int = Field(25, alias="PROPOSALFLOW_ENRICH_BATCH_SIZE", ge=1)
+    llm_structured_method: Literal["json_schema", "function_calling"] = Field(
+        "json_schema", alias="PROPOSALFLOW_LLM_STRUCTURED_METHOD")
 
     # Google Workspace
     google_application_credentials: Path | None = Field(None, alias="GOOGLE_APPLICATION_CREDENTIALS")
@@ -109,6 +125,10 @@ class Settings(BaseSettings):
     @property
     def reader_provider(self) -> str:
         return self.reader or ("jina" if self.jina_api_key else "direct")
+
+    @property
+    def jina_requests_per_minute(self) -> int:
+        return self.jina_rpm or (200 if self.jina_api_key else 20)
 
 
 @lru_cache

@@ -1,0 +1,121 @@
+"""The `jina` reader: Jina AI Reader (`GET https://r.jina.ai/{url}`) with its JSON answer.
+
+Answer: {"code": 200, "status": 20000, "data": {"title", "description", "url", "content",
+"links"?, …}}. Errors: JSON {"code", "name", "message"} with the HTTP status (402
+InsufficientBalanceError, 429 RateLimitTriggeredError with Retry-After, 451 …).
+
+The target URL passes the same SSRF guard as the direct reader before it is handed to Jina (no
+internal addresses leave the building), and both the target site's rate and Jina's own
+requests-per-minute limit apply.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import httpx
+
+from ..errors import FetchFailed, UnsafeURL
+from ..http import USER_AGENT
+from .html import parse_text
+from .limits import Limits, shared_limits
+from .page import Page, utcnow
+from .retrying import Transient, transient_status, with_retries
+from .safety import UrlGuard
+from .stats import ReaderStats
+
+FALLBACK_STATUS = {401, 402, 403, 451}  # a key or balance problem, or refused for legal reasons: another reader may do
+
+
+class JinaReader:
+    name = "jina"
+
+    def __init__(self, settings, *, guard: UrlGuard | None = None, limits: Limits | None = None,
+                 stats: ReaderStats | None = None, client: httpx.Client | None = None):
+        self.settings = settings
+        self.base_url = settings.jina_reader_url.rstrip("/")
+        self.guard = guard or UrlGuard.from_settings(settings)
+        self.limits = limits or shared_limits(settings.reader_host_rate, settings.reader_host_burst,
+                                              settings.reader_concurrency, settings.jina_requests_per_minute)
+        self.stats = stats or ReaderStats()
+        self.timeout = settings.reader_timeout_seconds
+        self.attempts = settings.reader_attempts
+        self.max_bytes = settings.reader_max_bytes
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT, "X-Return-Format": "markdown",
+                   "X-With-Links-Summary": "true", "X-Timeout": str(max(1, int(self.timeout)))}
+        if settings.jina_api_key is not None:
+            headers["Authorization"] = f"Bearer {settings.jina_api_key.get_secret_value()}"
+        # Jina needs a few seconds of its own on top of the target's time
+        self.client = client or httpx.Client(timeout=httpx.Timeout(self.timeout + 5, connect=10.0), headers=headers)
+
+    def read(self, url: str) -> Page:
+        try:
+            target = self.guard.check(url)
+            page = with_retries(url, lambda: self._attempt(url, target.site), attempts=self.attempts,
+                                stats=self.stats)
+        except (FetchFailed, UnsafeURL):
+            self.stats.add(failures=1)
+            raise
+        self.stats.add(fetched=1)
+        return page
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _attempt(self, url: str, site: str) -> Page:
+        with self.limits.slot(site, service="jina"):
+            self.stats.add(requests=1)
+            try:
+                response = self.client.get(f"{self.base_url}/{url}")
+            except httpx.TimeoutException as exc:
+                raise Transient(f"{url}: Jina Reader timed out ({type(exc).__name__})") from exc
+            except httpx.TransportError as exc:
+                raise Transient(f"{url}: Jina Reader unreachable: {type(exc).__name__}: {exc}") from exc
+        self.stats.add(bytes=len(response.content))
+        problem = transient_status(response, url)
+        if problem:
+            problem.args = (f"{problem.args[0]} from Jina Reader{_error_text(response)}",)
+            raise problem
+        if response.status_code >= 400:
+            raise FetchFailed(f"{url}: Jina Reader answered HTTP {response.status_code}{_error_text(response)}",
+                              url=url, status=response.status_code,
+                              fallback_ok=response.status_code in FALLBACK_STATUS)
+        if len(response.content) > self.max_bytes:
+            raise FetchFailed(f"{url}: the page is over the {self.max_bytes:,} byte limit", url=url,
+                              status=response.status_code)
+        try:
+            data = response.json()["data"]
+            content = data.get("content") or ""
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise FetchFailed(f"{url}: Jina Reader's answer is not its JSON format", url=url,
+                              status=response.status_code, fallback_ok=True) from exc
+        final_url = data.get("url") or url
+        structured = parse_text(content)["structured"]
+        if isinstance(data.get("metadata"), dict):
+            structured["meta"] = {str(k).lower(): str(v) for k, v in data["metadata"].items()
+                                  if isinstance(v, (str, int, float))}
+        return Page(url=url, final_url=final_url, status=200, title=data.get("title") or None,
+                    description=data.get("description") or None, content=content.strip(),
+                    links=_links(data.get("links")), structured=structured, fetched_at=utcnow(),
+                    content_type="text/markdown", reader=self.name)
+
+
+def _links(value) -> list[str]:
+    """Jina gives links as {text: url} (links summary) or a list of urls / [text, url] pairs."""
+    if isinstance(value, dict):
+        candidates = list(value.values())
+    elif isinstance(value, list):
+        candidates = [v[-1] if isinstance(v, (list, tuple)) and v else v for v in value]
+    else:
+        return []
+    links = [c for c in candidates if isinstance(c, str) and urlsplit(c).scheme in ("http", "https")]
+    return list(dict.fromkeys(c.split("#", 1)[0] for c in links))
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        name, message = body.get("name"), body.get("readableMessage") or body.get("message")
+    except (ValueError, AttributeError):
+        return ""
+    return f" ({name}: {str(message)[:300]})" if name or message else ""

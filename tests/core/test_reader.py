@@ -1,0 +1,276 @@
+"""The web reader against local servers: a company website with faults, and a fake Jina Reader."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+
+from proposalflow.errors import FetchFailed, UnsafeURL
+from proposalflow.reader import DatabaseCache, ReaderStats, UrlGuard, make_reader
+from proposalflow.reader.limits import Limits
+from proposalflow.settings import Settings
+from tests.fakes.jina_server import JinaError, JinaServer
+from tests.fakes.websites import Reply, SiteServer, company_pages
+
+
+def settings(**overrides) -> Settings:
+    values = {"PROPOSALFLOW_ALLOW_PRIVATE_URLS": True, "PROPOSALFLOW_READER": "direct",
+              "PROPOSALFLOW_READER_TIMEOUT": 1.0, "PROPOSALFLOW_READER_HOST_RATE": 200,
+              "PROPOSALFLOW_READER_ATTEMPTS": 3, "JINA_API_KEY": None}
+    values.update(overrides)
+    return Settings(**values)
+
+
+def reader_for(s: Settings, **kwargs):
+    # own limits per test, so tests do not share the process-wide budget
+    limits = Limits(s.reader_host_rate, s.reader_host_burst, s.reader_concurrency,
+                    s.jina_requests_per_minute if s.reader_provider == "jina" else None)
+    return make_reader(s, limits=limits, **kwargs)
+
+
+@pytest.fixture
+def server():
+    with SiteServer() as running:
+        yield running
+
+
+def test_direct_reader_returns_text_links_and_structured_data(server):
+    site = server.add_site(company_pages())
+    page = reader_for(settings()).read(site.url("/"))
+    assert page.status == 200 and page.final_url == site.url("/") and page.reader == "direct"
+    assert page.title == "Fjordline Analytics — forecasting for grocers"
+    assert page.description == "Fjordline Analytics: demand forecasting software for grocery retailers."
+    assert "forecast demand, cut waste" in page.content and "<p>" not in page.content
+    assert site.url("/about-us") in page.links and "https://elsewhere.example/partner" in page.links
+    organisation = next(o for o in page.structured["json_ld"] if o["@type"] == "Organization")
+    assert organisation["foundingDate"] == "2011-04-01"  # @graph flattened
+    assert page.structured["meta"]["generator"] == "WordPress 6.5"
+    assert page.structured["opengraph"]["og:site_name"] == "Fjordline Analytics"
+    contact = reader_for(settings()).read(site.url("/contact"))
+    assert contact.structured["contacts"] == {"emails": ["hello@fjordline.example"], "phones": ["+47 55 12 34 56"]}
+
+
+def test_429_with_retry_after_is_waited_out_then_retried(server):
+    site = server.add_site({"/": "<title>ok</title><p>fine</p>"})
+    site.faults["/"] = [Reply(status=429, headers={"Retry-After": "1"})]
+    reader = reader_for(settings())
+    started = time.monotonic()
+    page = reader.read(site.url("/"))
+    assert page.title == "ok"
+    assert site.count("/") == 2 and reader.stats.retries == 1
+    assert time.monotonic() - started >= 0.95  # Retry-After honoured, not the short backoff
+
+
+def test_500_then_success_is_retried_once(server):
+    site = server.add_site({"/": "<title>ok</title>"})
+    site.faults["/"] = [Reply(status=500)]
+    reader = reader_for(settings())
+    assert reader.read(site.url("/")).title == "ok"
+    assert site.count("/") == 2 and reader.stats.retries == 1
+
+
+def test_persistent_503_gives_up_after_the_configured_attempts(server):
+    site = server.add_site({"/": "<title>ok</title>"})
+    site.faults["/"] = [Reply(status=503)] * 5
+    reader = reader_for(settings(PROPOSALFLOW_READER_ATTEMPTS=3))
+    with pytest.raises(FetchFailed, match="HTTP 503.*after 3 attempts") as failure:
+        reader.read(site.url("/"))
+    assert site.count("/") == 3 and failure.value.status == 503 and failure.value.fallback_ok
+
+
+def test_a_hanging_response_times_out_and_is_retried_within_bounds(server):
+    site = server.add_site({"/": Reply(body="<title>late</title>", hang=30)})
+    reader = reader_for(settings(PROPOSALFLOW_READER_TIMEOUT=0.4, PROPOSALFLOW_READER_ATTEMPTS=2))
+    started = time.monotonic()
+    with pytest.raises(FetchFailed, match="timed out"):
+        reader.read(site.url("/"))
+    assert site.count("/") == 2
+    assert time.monotonic() - started < 3
+
+
+def test_oversized_bodies_are_refused_without_retrying(server):
+    site = server.add_site({"/declared": Reply(body="x" * 300_000), "/streamed": Reply(stream_bytes=3_000_000)})
+    reader = reader_for(settings(PROPOSALFLOW_READER_MAX_BYTES=100_000))
+    with pytest.raises(FetchFailed, match="over the 100,000 byte limit"):
+        reader.read(site.url("/declared"))
+    with pytest.raises(FetchFailed, match="over the 100,000 byte limit"):
+        reader.read(site.url("/streamed"))
+    assert site.count("/declared") == 1 and site.count("/streamed") == 1
+    assert reader.stats.bytes < 200_000  # the stream was cut, not read to the end
+
+
+def test_non_html_bodies_are_refused_and_plain_text_is_read(server):
+    site = server.add_site({"/report.pdf": Reply(body=b"%PDF-1.7 ...", content_type="application/pdf"),
+                            "/notes.txt": Reply(body="Call +44 20 7946 0958 or ops@example.org",
+                                                content_type="text/plain")})
+    reader = reader_for(settings())
+    with pytest.raises(FetchFailed, match="not an HTML or text page \\(content-type application/pdf\\)"):
+        reader.read(site.url("/report.pdf"))
+    assert site.count("/report.pdf") == 1
+    text = reader.read(site.url("/notes.txt"))
+    assert text.structured["contacts"] == {"emails": ["ops@example.org"], "phones": ["+44 20 7946 0958"]}
+
+
+def test_private_addresses_are_refused_before_any_request(server):
+    site = server.add_site({"/": "<title>internal</title>"})
+    reader = reader_for(settings(PROPOSALFLOW_ALLOW_PRIVATE_URLS=False))
+    for url in (site.url("/"), "http://localhost:%d/" % site.port, "http://169.254.169.254/latest/meta-data/",
+                "http://[::1]/", "http://[::ffff:127.0.0.1]/", "http://10.1.2.3/", "file:///etc/passwd",
+                "gopher://example.com/", "http://user:pw@example.com/"):
+        with pytest.raises(UnsafeURL):
+            reader.read(url)
+    assert site.count() == 0 and reader.stats.requests == 0
+
+
+def test_a_redirect_to_a_private_address_is_refused(server):
+    """The first host is trusted (as an intranet host would be); its redirect to another local
+    address is checked again and refused, and the target never sees a request."""
+    internal = server.add_site({"/admin": "<title>secret</title>"})
+    site = server.add_site({"/": Reply(status=302, headers={"Location": f"http://localhost:{internal.port}/admin"}),
+                            "/ip": Reply(status=301, headers={"Location": internal.url("/admin")})})
+    reader = reader_for(settings(PROPOSALFLOW_ALLOW_PRIVATE_URLS=False, PROPOSALFLOW_READER_TRUSTED_HOSTS=site.host))
+    for path in ("/", "/ip"):
+        with pytest.raises(UnsafeURL, match="non-public address"):
+            reader.read(site.url(path))
+    assert site.count() == 2 and internal.count() == 0
+    # allowed explicitly, the same redirect is followed
+    allowed = reader_for(settings(PROPOSALFLOW_ALLOW_PRIVATE_URLS=True)).read(site.url("/"))
+    assert allowed.title == "secret" and allowed.final_url == f"http://localhost:{internal.port}/admin"
+
+
+def test_redirects_are_capped(server):
+    site = server.add_site({f"/{i}": Reply(status=302, headers={"Location": f"/{i + 1}"}) for i in range(10)})
+    with pytest.raises(FetchFailed, match="more than 3 redirects"):
+        reader_for(settings(PROPOSALFLOW_READER_MAX_REDIRECTS=3)).read(site.url("/0"))
+    assert site.count() == 4
+
+
+def test_the_guard_pins_the_connection_to_the_checked_public_address():
+    guard = UrlGuard(resolver=lambda host, port: ["93.184.216.34"])
+    target = guard.check("https://Example.com/about?x=1#team")
+    assert target.connect_url == "https://93.184.216.34:443/about?x=1"
+    assert (target.host_header, target.sni_hostname, target.url) == ("example.com", "example.com",
+                                                                     "https://example.com/about?x=1")
+    rebinding = UrlGuard(resolver=lambda host, port: ["93.184.216.34", "127.0.0.1"])
+    with pytest.raises(UnsafeURL, match="127.0.0.1"):
+        rebinding.check("https://example.com/")
+
+
+def test_per_site_rate_and_global_concurrency_hold_under_load():
+    with SiteServer(latency=0.05) as server:
+        sites = [server.add_site({f"/{i}": "<title>p</title>" for i in range(4)}) for _ in range(6)]
+        reader = reader_for(settings(PROPOSALFLOW_READER_HOST_RATE=10, PROPOSALFLOW_READER_HOST_BURST=1,
+                                     PROPOSALFLOW_READER_CONCURRENCY=3))
+
+        def read_site(site):
+            for i in range(4):
+                reader.read(site.url(f"/{i}"))
+
+        threads = [threading.Thread(target=read_site, args=(s,)) for s in sites for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert server.max_in_flight <= 3
+    for site in sites:
+        times = sorted(t for _, t in site.requests)
+        assert len(times) == 8
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        assert min(gaps) >= 0.1 - 0.01, gaps  # 10 requests/s per site, burst 1
+
+
+def test_the_cache_serves_fresh_pages_and_refetches_expired_ones(server, db):
+    site = server.add_site({"/": "<title>cached</title><p>hello</p>"})
+    fresh = DatabaseCache(db, ttl=timedelta(hours=1))
+    reader = reader_for(settings(), cache=fresh)
+    first, second = reader.read(site.url("/")), reader.read(site.url("/"))
+    assert site.count("/") == 1 and reader.stats.cache_hits == 1
+    assert not first.from_cache and second.from_cache and second.title == "cached"
+    assert second.content == first.content and second.fetched_at == first.fetched_at
+    row = db.execute("SELECT status, reader, length(content_hash) FROM reader_cache").fetchone()
+    assert row == (200, "direct", 64)
+    expired = reader_for(settings(), cache=DatabaseCache(db, ttl=timedelta(0)))
+    expired.read(site.url("/"))
+    assert site.count("/") == 2
+
+
+# --- Jina Reader ------------------------------------------------------------------------------------
+
+def jina_settings(jina: JinaServer, **overrides) -> Settings:
+    return settings(PROPOSALFLOW_READER="jina", JINA_API_KEY="jina-test-key", JINA_READER_URL=jina.base_url,
+                    PROPOSALFLOW_JINA_RPM=6000, **overrides)
+
+
+def test_jina_reader_reads_its_json_format_with_the_documented_headers(server):
+    site = server.add_site(company_pages())
+    with JinaServer() as jina:
+        page = reader_for(jina_settings(jina)).read(site.url("/contact"))
+    target, headers = jina.requests[0]
+    assert target == site.url("/contact")
+    assert headers["Authorization"] == "Bearer jina-test-key" and headers["Accept"] == "application/json"
+    assert headers["X-Return-Format"] == "markdown" and headers["X-Timeout"] == "1"
+    assert page.reader == "jina" and page.title == "Contact" and page.final_url == site.url("/contact")
+    assert site.url("/services") in page.links
+    assert page.structured["contacts"]["emails"] == ["hello@fjordline.example"]
+
+
+def test_jina_429_with_retry_after_is_retried(server):
+    site = server.add_site(company_pages())
+    with JinaServer(faults=[JinaError.rate_limited(retry_after=1)]) as jina:
+        reader = reader_for(jina_settings(jina))
+        started = time.monotonic()
+        page = reader.read(site.url("/"))
+    assert page.reader == "jina" and len(jina.requests) == 2 and reader.stats.retries == 1
+    assert time.monotonic() - started >= 0.95 and reader.stats.fallbacks == 0
+
+
+def test_jina_402_falls_back_to_the_direct_reader(server):
+    site = server.add_site(company_pages())
+    with JinaServer(faults=[JinaError.insufficient_balance()]) as jina:
+        reader = reader_for(jina_settings(jina))
+        page = reader.read(site.url("/"))
+    assert len(jina.requests) == 1  # 402 is not retried
+    assert page.reader == "direct" and reader.stats.fallbacks == 1
+    assert "InsufficientBalanceError" in page.structured["reader_fallback"]["reason"]
+    assert page.structured["json_ld"]  # the direct reader's structured data
+
+
+def test_jina_5xx_after_retries_falls_back_and_451_too(server):
+    site = server.add_site(company_pages())
+    with JinaServer(faults=[JinaError.server_error()] * 3 + [JinaError.unavailable_for_legal_reasons()]) as jina:
+        reader = reader_for(jina_settings(jina, PROPOSALFLOW_READER_ATTEMPTS=3))
+        assert reader.read(site.url("/")).reader == "direct"
+        assert len(jina.requests) == 3 and reader.stats.retries == 2
+        assert reader.read(site.url("/about-us")).reader == "direct"
+    assert len(jina.requests) == 4 and reader.stats.fallbacks == 2
+
+
+def test_jina_failing_on_the_target_is_not_hidden_by_a_fallback(server):
+    site = server.add_site(company_pages())
+    with JinaServer() as jina:
+        reader = reader_for(jina_settings(jina))
+        with pytest.raises(FetchFailed, match="Jina Reader answered HTTP 422"):
+            reader.read(site.url("/missing"))
+    assert reader.stats.fallbacks == 0
+
+
+def test_jina_is_not_handed_private_urls(server):
+    site = server.add_site(company_pages())
+    with JinaServer() as jina:
+        reader = reader_for(jina_settings(jina, PROPOSALFLOW_ALLOW_PRIVATE_URLS=False))
+        with pytest.raises(UnsafeURL):
+            reader.read(site.url("/"))
+    assert jina.requests == []
+
+
+def test_stats_are_shared_across_the_layers(server, db):
+    site = server.add_site(company_pages())
+    stats = ReaderStats()
+    with JinaServer(faults=[JinaError.insufficient_balance()]) as jina:
+        reader = reader_for(jina_settings(jina), cache=DatabaseCache(db, timedelta(hours=1)), stats=stats)
+        reader.read(site.url("/"))
+        reader.read(site.url("/"))
+    assert (stats.fallbacks, stats.cache_hits, stats.fetched, stats.requests) == (1, 1, 1, 2)
