@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from . import db, demo, ingest
+from . import kb
 
 app = typer.Typer(
     name="proposalflow",
@@ -19,8 +20,14 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(ingest.app, name="ingest")
+app.add_typer(kb.app, name="kb")
 app.command("demo")(demo.demo)
 
 
 def main() -> None:
-    app()
+    import sys
+
+    from ..logging import cli_invocation
+
+    with cli_invocation(sys.argv[1:]):  # JSON log lines in PROPOSALFLOW_HOME/logs/cli.log
+        app()

@@ -6,6 +6,7 @@ Progress and logs go to stderr, results to stdout; any failure exits non-zero.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -46,6 +47,7 @@ def reported_errors(as_json: bool) -> Iterator[None]:
 
 
 def _fail(as_json: bool, kind: str, message: str, errors: list | None = None) -> None:
+    logging.getLogger("proposalflow.cli").warning("command failed: %s", message, extra={"error_type": kind})
     if as_json:
         emit_json({"error": {"type": kind, "message": message, "errors": errors or []}})
     else:

@@ -8,6 +8,7 @@ here, lazily, so commands that run no flow start fast.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from typing import Any
 
@@ -19,7 +20,12 @@ def run_flow(module: str, name: str, **parameters: Any) -> Any:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     flow = getattr(importlib.import_module(f"flows.{module}"), name)
+    from ..logging import capture_prefect_run_logs
+
+    capture_prefect_run_logs()  # the run's log lines also go to the CLI's JSON log
     state = flow(**parameters, return_state=True)
+    logging.getLogger("proposalflow.cli").info("flow run %s", state.name, extra={
+        "flow": name, "flow_run_id": str(state.state_details.flow_run_id), "state": state.name})
     if state.is_completed():
         return state.result()
     try:
