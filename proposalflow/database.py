@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, DatabaseUnavailable
 from .settings import Settings, get_settings
 
 _migrated: set[str] = set()
@@ -48,7 +48,7 @@ def connect_url(url: str, *, autocommit: bool = False, migrate: bool = True) -> 
     try:
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=15, **kwargs)
     except psycopg.OperationalError as exc:
-        raise ConfigurationError(f"cannot connect to the database: {_first_line(exc)}") from exc
+        raise DatabaseUnavailable(f"cannot connect to the database: {_first_line(exc)}") from exc
 
 
 def connect(settings: Settings | None = None, *, autocommit: bool = False) -> psycopg.Connection:

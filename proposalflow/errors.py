@@ -68,6 +68,23 @@ class IntegrationFailed(ProposalflowError):
     kind = "integration"
 
 
+class DatabaseUnavailable(IntegrationFailed):
+    """The database did not accept a connection: down, restarting, or a wrong address.
+    Transient from a worker's point of view, so tasks retry it."""
+
+
+class IntegrationRejected(ProposalflowError):
+    """An external service refused a request for a reason a retry cannot fix (a 4xx other than 429):
+    not an IntegrationFailed, so retry_on_transient leaves it alone."""
+
+    kind = "integration"
+
+
+class GoogleAuthorizationFailed(ConfigurationError):
+    """Google credentials that cannot do the job: revoked or expired (invalid_grant), missing scopes
+    (403 insufficientPermissions), a service account without a mailbox. The message says what to do."""
+
+
 class UnsafeURL(ValidationFailed):
     """A URL the reader refuses to fetch: not http(s), or resolving to a loopback, private,
     link-local or otherwise non-public address (also after a redirect)."""
@@ -82,3 +99,25 @@ class FetchFailed(IntegrationFailed):
         self.url = url
         self.status = status
         self.fallback_ok = fallback_ok
+
+
+class AuthenticationFailed(ProposalflowError):
+    """Missing, malformed, expired or wrongly signed credentials (the API answers 401)."""
+
+    kind = "authentication"
+
+
+class PermissionDenied(ProposalflowError):
+    """Valid credentials whose role may not do this (the API answers 403)."""
+
+    kind = "forbidden"
+
+
+class RateLimited(ProposalflowError):
+    """Too many requests; `retry_after` seconds until the next one is allowed (the API answers 429)."""
+
+    kind = "rate-limited"
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
