@@ -12,6 +12,7 @@ from proposalflow.clients.store import IngestSummary
 from proposalflow.database import connect
 from proposalflow.settings import get_settings
 
+from .events import emit
 from .retry import retry_on_transient
 
 
@@ -48,4 +49,6 @@ def upsert_clients(run_id: str) -> IngestSummary:
         "clients: %d inserted, %d updated, %d unchanged, %d rejected",
         summary.inserted, summary.updated, summary.unchanged, summary.rejected,
     )
+    emit("proposalflow.clients.ingested", "ingestion-run", summary.run_id, name=summary.source,
+         payload=summary.as_dict())
     return summary
