@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     # ingestion
     ingest_batch_rows: int = Field(20_000, alias="PROPOSALFLOW_INGEST_BATCH_ROWS", ge=100)
 
+    # knowledge base
+    kb_chunk_size: int = Field(1200, alias="PROPOSALFLOW_KB_CHUNK_SIZE", ge=100, le=8000)  # characters
+    kb_chunk_overlap: int = Field(150, alias="PROPOSALFLOW_KB_CHUNK_OVERLAP", ge=0)
+    kb_batch_documents: int = Field(32, alias="PROPOSALFLOW_KB_BATCH_DOCUMENTS", ge=1)  # documents per task
+    kb_folder: Path | None = Field(None, alias="PROPOSALFLOW_KNOWLEDGE_DIR")  # what scheduled runs embed
+    embedding_rpm: int = Field(3000, alias="PROPOSALFLOW_EMBEDDING_RPM", ge=1)  # OpenAI embedding requests/min
+
     @model_validator(mode="after")
     def _refuse_unsafe_secrets(self) -> "Settings":
         secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from . import db, demo, ingest
+from . import kb
 
 app = typer.Typer(
     name="proposalflow",
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(ingest.app, name="ingest")
+app.add_typer(kb.app, name="kb")
 app.command("demo")(demo.demo)
 
 

@@ -27,9 +27,30 @@ def ingest_step(as_json: bool) -> dict:
     return {**summary, "rejects": rejects}
 
 
+def knowledge_step(as_json: bool) -> dict:
+    """Embed the sample knowledge folder (a fictional agency's services, case studies, pricing, team),
+    then show one search over it."""
+    from .kb import report
+
+    summary = run_flow("embed_knowledge", "embed_knowledge", folder=sample_path("knowledge"), prune=True)
+    if not as_json:
+        report(summary, as_json=False)
+    from ..database import connect
+    from ..knowledge.embedders import make_embedder
+    from ..knowledge.search import search
+
+    question = "What does paid ads management cost per month?"
+    with connect(autocommit=True) as conn:
+        passages = search(conn, make_embedder(), question, k=3)
+    if not as_json:
+        err.print(f"search: {question!r} → " + "; ".join(f"{p.title} (chunk {p.chunk_id})" for p in passages))
+    return {**summary, "search": {"query": question, "results": [p.__dict__ for p in passages]}}
+
+
 # (name, step) in pipeline order
 STEPS: list[tuple[str, Callable[[bool], dict]]] = [
     ("ingest", ingest_step),
+    ("knowledge", knowledge_step),
 ]
 
 

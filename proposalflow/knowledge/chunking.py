@@ -36,6 +36,11 @@ class ChunkSettings:
         return f"md-v1:{self.size}:{self.overlap}"
 
 
+def chunk_settings_from(settings) -> ChunkSettings:
+    """PROPOSALFLOW_KB_CHUNK_SIZE / PROPOSALFLOW_KB_CHUNK_OVERLAP."""
+    return ChunkSettings(settings.kb_chunk_size, settings.kb_chunk_overlap)
+
+
 @dataclass(frozen=True)
 class Chunk:
     position: int

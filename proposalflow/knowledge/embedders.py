@@ -64,6 +64,7 @@ def make_embedder(settings: Settings | None = None) -> Embeddings:
             chunk_size=MAX_INPUTS_PER_REQUEST,
             timeout=60.0,
             max_retries=4,  # the openai client backs off and honours Retry-After on 408/409/429/5xx
+            requests_per_minute=settings.embedding_rpm,
         )
     name = settings.embedding_model or WORDLLAMA_MODEL
     if name not in LOCAL_MODELS:
@@ -135,7 +136,7 @@ class WordLlamaEmbeddings(Embeddings):
         """Unit vectors as a float32 array (n, 256); empty texts get the zero vector."""
         import numpy as np
 
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        out = np.zeros((len(texts), WordLlamaEmbeddings.dimension), dtype=np.float32)
         index = [i for i, t in enumerate(texts) if t and t.strip()]
         if index:
             vectors = self._model.embed([texts[i] for i in index], norm=False, return_np=True,

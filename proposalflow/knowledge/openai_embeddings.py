@@ -13,7 +13,7 @@ from typing import Any
 from langchain_openai import OpenAIEmbeddings
 from pydantic import PrivateAttr
 
-from ..errors import IntegrationFailed
+from ..errors import IntegrationFailed, ValidationFailed
 from .embedders import MAX_INPUTS_PER_REQUEST, MAX_TOKENS_PER_REQUEST, OPENAI_DIMENSIONS, token_aware_batches
 
 
@@ -51,6 +51,8 @@ class BatchedOpenAIEmbeddings(OpenAIEmbeddings):
             try:
                 vectors.extend(super().embed_documents(texts[start:end], chunk_size=end - start, **kwargs))
             except Exception as exc:  # openai's errors, after its own retries
+                if type(exc).__name__ in ("BadRequestError", "UnprocessableEntityError"):
+                    raise ValidationFailed(f"the embeddings request was refused ({exc})") from exc
                 if type(exc).__module__.startswith("openai"):
                     raise IntegrationFailed(f"embeddings request to {self.openai_api_base or 'OpenAI'} failed "
                                             f"({type(exc).__name__}: {exc})") from exc

@@ -1,0 +1,45 @@
+"""files / URLs / a folder ─ embed-knowledge ▶ knowledge_base + knowledge_chunks (pgvector + full text)"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from proposalflow.errors import ValidationFailed
+from proposalflow.knowledge.ingest import KnowledgeSummary, batched
+from proposalflow.settings import get_settings
+from tasks.knowledge import (embed_sources, finish_knowledge_base, list_sources, prepare_knowledge_base,
+                             prune_documents, reembed_documents)
+
+
+@flow(name="embed-knowledge")
+def embed_knowledge(folder: str | None = None, urls: list[str] | None = None, files: list[str] | None = None,
+                    prune: bool = False, category: str | None = None, reembed: bool = False) -> dict:
+    """Embed a folder (recursively: .md .txt .html .pdf .docx), files and/or URLs into the knowledge base.
+
+    Unchanged documents are skipped; a changed one has its chunks replaced atomically; a document
+    that cannot be read is recorded in `knowledge_failures` and the others go on. `prune` deletes
+    the documents under `folder` whose file is gone. `reembed` first re-embeds every stored
+    document with the configured model (after a model change). With no sources and no `reembed`,
+    the folder in PROPOSALFLOW_KNOWLEDGE_DIR is embedded (what the scheduled run does).
+    """
+    settings = get_settings()
+    if not (folder or urls or files or reembed):
+        if settings.kb_folder is None:
+            raise ValidationFailed("nothing to embed: give a folder, files or URLs (or set PROPOSALFLOW_KNOWLEDGE_DIR)")
+        folder = str(settings.kb_folder)
+    if prune and not folder:
+        raise ValidationFailed("--prune needs a folder: it deletes the documents whose file left that folder")
+
+    prepare_knowledge_base(reembed)
+    summary = KnowledgeSummary()
+    after = ""
+    while reembed and (batch := reembed_documents(after)) is not None:
+        after, part = batch
+        summary.add(part)
+    sources = list_sources(folder, files, urls, category)
+    for batch in batched(sources, settings.kb_batch_documents):
+        summary.add(embed_sources(batch))
+    if prune:
+        summary.pruned = len(prune_documents(folder, summary.seen))
+    event_id = finish_knowledge_base(summary)
+    return {**summary.as_dict(), "event_id": event_id}

@@ -1,0 +1,133 @@
+"""Tasks of the knowledge base. Each is one call into proposalflow.knowledge."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+from prefect.runtime import flow_run
+
+from proposalflow.database import connect
+from proposalflow.errors import ValidationFailed
+from proposalflow.knowledge import ingest, progress, store
+from proposalflow.knowledge.chunking import chunk_settings_from
+from proposalflow.knowledge.documents import Source, file_source, folder_prefix, folder_sources, url_source
+from proposalflow.knowledge.embedders import embedding_model, make_embedder
+from proposalflow.knowledge.ingest import KnowledgeSummary
+from proposalflow.settings import get_settings
+
+from .retry import retry_on_transient
+
+EVENT = "proposalflow.knowledge.embedded"
+
+
+@task(name="prepare-knowledge-base", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_transient,
+      cache_policy=NO_CACHE)
+def prepare_knowledge_base(reembed: bool = False) -> str:
+    """Record the embedding model (or refuse a different one); with `reembed`, switch to it."""
+    model = embedding_model(make_embedder())
+    with connect(autocommit=True) as conn:
+        recorded = store.recorded_model(conn)
+        if reembed and (recorded is None or (recorded.name, recorded.dimension) != (model.name, model.dimension)):
+            stale = store.start_reembedding(conn, model)
+            get_run_logger().info("re-embedding %d documents with %s (was %s)", stale, model, recorded)
+        elif not reembed:
+            store.bind_model(conn, model)
+    return str(model)
+
+
+@task(name="list-sources", cache_policy=NO_CACHE)
+def list_sources(folder: str | None, files: list[str] | None, urls: list[str] | None,
+                 category: str | None) -> list[Source]:
+    """The folder's files (recursively), the given files, and the URLs — nothing read yet."""
+    sources: list[Source] = []
+    if folder:
+        sources += folder_sources(folder, category)
+    sources += [file_source(f, category) for f in files or []]
+    sources += [url_source(u, category) for u in urls or []]
+    get_run_logger().info("%d sources to look at", len(sources))
+    progress.total(len(sources))
+    return sources
+
+
+@task(name="embed-sources", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_on_transient,
+      cache_policy=NO_CACHE, timeout_seconds=3600)
+def embed_sources(sources: list[Source]) -> KnowledgeSummary:
+    """A batch: read → normalise → hash → skip unchanged → chunk → embed → write (one transaction)."""
+    settings = get_settings()
+    embedder = make_embedder(settings)
+    with connect(settings, autocommit=True) as conn, _reader(settings, sources) as read_page:
+        summary = ingest.embed_sources(conn, embedder, sources, chunk_settings_from(settings), reader=read_page,
+                                       flow_run_id=str(flow_run.id) if flow_run.id else None)
+    logger = get_run_logger()
+    logger.info("%d documents: %d embedded (%d chunks), %d unchanged, %d failed", summary.documents,
+                summary.embedded, summary.chunks, summary.unchanged, summary.failed)
+    for failure in summary.failures:
+        logger.warning("not embedded: %s", failure["reason"])
+    progress.advance(len(sources))
+    return summary
+
+
+@task(name="reembed-documents", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_on_transient,
+      cache_policy=NO_CACHE, timeout_seconds=3600)
+def reembed_documents(after: str) -> tuple[str, KnowledgeSummary] | None:
+    """The next batch of stored documents whose chunks are stale, re-embedded from their stored text."""
+    settings = get_settings()
+    with connect(settings, autocommit=True) as conn:
+        batch = ingest.reembed_batch(conn, make_embedder(settings), chunk_settings_from(settings), after=after,
+                                     limit=settings.kb_batch_documents)
+    if batch is not None:
+        get_run_logger().info("re-embedded %d documents (%d chunks)", batch[1].embedded, batch[1].chunks)
+        progress.advance(batch[1].documents)
+    return batch
+
+
+@task(name="prune-documents", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_transient,
+      cache_policy=NO_CACHE)
+def prune_documents(folder: str, seen: list[str]) -> list[str]:
+    """Delete the documents under `folder` whose file is gone (their chunks go with them)."""
+    with connect(autocommit=True) as conn:
+        pruned = store.prune_documents(conn, [folder_prefix(folder)], seen)
+    for uri in pruned:
+        get_run_logger().info("pruned %s", uri)
+    return pruned
+
+
+@task(name="finish-knowledge-base", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_transient,
+      cache_policy=NO_CACHE)
+def finish_knowledge_base(summary: KnowledgeSummary) -> str | None:
+    """Make sure the HNSW index exists (re-embedding drops it), then announce the run as an event."""
+    with connect(autocommit=True) as conn:
+        store.bind_model(conn, embedding_model(make_embedder()))
+        totals = store.counts(conn)
+    run_id = str(flow_run.id) if flow_run.id else "local"
+    event = emit_event(
+        event=EVENT,
+        resource={"prefect.resource.id": f"proposalflow.knowledge.run.{run_id}",
+                  "prefect.resource.name": "knowledge base"},
+        payload={**{k: v for k, v in summary.as_dict().items() if k != "embedded_documents"},
+                 "embedded_documents": summary.embedded_documents[:100], **totals},
+    )
+    return str(event.id) if event is not None else None
+
+
+@contextmanager
+def _reader(settings, sources: list[Source]) -> Iterator[Callable | None]:
+    """The product's web reader (proposalflow.reader) when the batch has URLs, else nothing."""
+    if not any(s.url for s in sources):
+        yield None
+        return
+    try:
+        from proposalflow.reader import make_reader
+    except ImportError as exc:
+        raise ValidationFailed("URL sources need the web reader (proposalflow.reader), which is not installed") from exc
+    reader = make_reader(settings)
+    try:
+        yield reader.read
+    finally:
+        close = getattr(reader, "close", None)
+        if callable(close):
+            close()
