@@ -70,6 +70,8 @@ class EnrichedCompany(BaseModel):
     technologies: list[str] = Field(default_factory=list, description="Technologies it uses or offers, when visible")
 
     sources: dict[str, list[FactSource]] = Field(default_factory=dict)
+    # optional, finer: field → value → the URLs that state that value (a subset of sources[field])
+    value_sources: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
 
     # provenance of the whole record
     website: str | None = None
@@ -81,6 +83,7 @@ class EnrichedCompany(BaseModel):
     @model_validator(mode="after")
     def _every_fact_has_a_source(self) -> "EnrichedCompany":
         unknown = set(self.sources) - set(FACT_FIELDS)
+        unknown |= set(self.value_sources) - set(FACT_FIELDS)
         if unknown:
             raise ValueError(f"sources for unknown fields: {sorted(unknown)}")
         missing = [f for f in FACT_FIELDS if getattr(self, f) and not self.sources.get(f)]
@@ -103,14 +106,16 @@ class EnrichedCompany(BaseModel):
         return self.model_dump(mode="json")
 
     def facts(self) -> Iterator[Fact]:
-        """Every fact with the URLs it came from: one Fact per text field, one per list item."""
+        """Every fact with the URLs it came from: one Fact per text field, one per list item
+        (the URLs that state that very value when known, else the field's sources)."""
         for name in FACT_FIELDS:
             value = getattr(self, name)
             if not value:
                 continue
             urls = self.source_urls(name)
+            per_value = self.value_sources.get(name, {})
             for item in (value if isinstance(value, list) else [value]):
-                yield Fact(name, item, urls)
+                yield Fact(name, item, tuple(per_value.get(item) or urls))
 
     def source_urls(self, field: str) -> tuple[str, ...]:
         return tuple(dict.fromkeys(s.url for s in self.sources.get(field, [])))

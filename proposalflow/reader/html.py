@@ -10,12 +10,19 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import lxml.html
 import trafilatura
+from trafilatura.settings import use_config
 
 EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}(?![\w-])")
 # international or North-American style numbers with separators; at least 8 digits overall
 PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]\d{2,4}){1,4}(?![\w])")
 _MAX_LINKS = 500
 _MAX_JSON_LD_CHARS = 200_000
+# small company pages (a contact page, a list of customers) are content too: lower trafilatura's
+# minimum sizes, and no signal-based timeout (we run in worker threads)
+_TRAFILATURA = use_config()
+for _key, _value in {"MIN_EXTRACTED_SIZE": "10", "MIN_OUTPUT_SIZE": "10", "MIN_EXTRACTED_COMM_SIZE": "10",
+                     "MIN_OUTPUT_COMM_SIZE": "10", "EXTRACTION_TIMEOUT": "0"}.items():
+    _TRAFILATURA.set("DEFAULT", _key, _value)
 
 
 def parse_html(html: str, url: str) -> dict[str, Any]:
@@ -68,7 +75,7 @@ def parse_html(html: str, url: str) -> dict[str, Any]:
     description = meta.get("description") or opengraph.get("og:description") or meta.get("twitter:description")
     content = trafilatura.extract(html, url=url, output_format="markdown", include_formatting=True,
                                   include_links=False, include_comments=False, include_tables=True,
-                                  favor_recall=True, deduplicate=True) or ""
+                                  favor_recall=True, deduplicate=False, config=_TRAFILATURA) or ""
     if not content.strip():
         content = visible
     structured: dict[str, Any] = {}
