@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     llm_model: str = Field("gpt-4o", alias="PROPOSALFLOW_LLM_MODEL")
     llm_fallback_model: str | None = Field(None, alias="PROPOSALFLOW_LLM_FALLBACK_MODEL")
 
+    # proposal generation
+    proposal_concurrency: int = Field(8, alias="PROPOSALFLOW_PROPOSAL_CONCURRENCY", ge=1, le=64)  # sections drafted at once
+    proposal_batch_concurrency: int = Field(10, alias="PROPOSALFLOW_PROPOSAL_BATCH_CONCURRENCY", ge=1, le=64)  # proposals at once
+    proposal_passages: int = Field(5, alias="PROPOSALFLOW_PROPOSAL_PASSAGES", ge=1, le=20)  # passages retrieved per section
+    proposal_retry_seconds: float = Field(1.0, alias="PROPOSALFLOW_PROPOSAL_RETRY_SECONDS", ge=0)  # first node retry delay
+
     # embeddings
     embeddings: Literal["openai", "local"] | None = Field(None, alias="PROPOSALFLOW_EMBEDDINGS")
     embedding_model: str | None = Field(None, alias="PROPOSALFLOW_EMBEDDING_MODEL")

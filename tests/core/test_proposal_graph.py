@@ -1,0 +1,186 @@
+"""The proposal graph with a language model: the local OpenAI-compatible server over real HTTP,
+structured output, real knowledge chunks in real PostgreSQL."""
+
+import time
+
+import psycopg
+import pytest
+
+from proposalflow.proposals import service
+from proposalflow.proposals.graph import transient_errors
+from proposalflow.settings import Settings, get_settings
+from tests.fakes.openai_server import HTTPError, OpenAIServer
+from tests.proposals_support import ScriptedModel, client_id, knowledge_database, requests_for, section_of
+
+
+@pytest.fixture
+def kb(pg_admin_url, template_url, tmp_path, monkeypatch):
+    url = knowledge_database(pg_admin_url)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("PROPOSALFLOW_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    with psycopg.connect(url, autocommit=True) as conn:
+        yield conn
+    get_settings.cache_clear()
+
+
+def llm_settings(server, **extra) -> Settings:
+    return Settings(PROPOSALFLOW_LLM="openai", OPENAI_API_KEY="test", OPENAI_BASE_URL=server.base_url,
+                    PROPOSALFLOW_LLM_MODEL="gpt-4o", PROPOSALFLOW_EMBEDDINGS="local",
+                    PROPOSALFLOW_PROPOSAL_RETRY_SECONDS=0.05, **extra)
+
+
+def test_sections_are_drafted_in_parallel_from_the_model(kb):
+    model = ScriptedModel(draft_seconds=0.6)
+    with OpenAIServer(model) as server:
+        started = time.perf_counter()
+        result = service.generate(kb, client_id(kb, "Northwind Logistics"), brief="More shipper leads.",
+                                  settings=llm_settings(server))
+        elapsed = time.perf_counter() - started
+    assert not result.offline and result.model == "gpt-4o"
+    assert sorted(model.drafted) == sorted(["understanding", "approach", "services", "evidence", "pricing",
+                                            "next_steps"])
+    assert model.max_in_flight >= 4  # the drafts overlapped at the server
+    assert elapsed < 6 * 0.6  # well under the time of six drafts one after another
+    content = service.get(kb, result.proposal_id).content
+    assert content.metadata.token_usage.calls == 8  # plan + 6 sections + summary
+    assert content.metadata.token_usage.total_tokens > 0
+    assert content.title == "Proposal: growth marketing for the client"
+    stored = {r[0] for r in kb.execute("SELECT id FROM knowledge_chunks")}
+    assert content.chunk_ids() and content.chunk_ids() <= stored
+    # the prompt of each section carries that section's passages and the client's facts with sources
+    approach = next(b for b in requests_for(server, "SectionDraft") if section_of(b) == "approach")
+    prompt = approach["messages"][-1]["content"]
+    assert "[chunk " in prompt and "[fact industry] Logistics (source: https://northwindlogistics.com/about)" in prompt
+
+
+def test_a_citation_that_does_not_resolve_is_redrafted_once_with_the_reason(kb):
+    model = ScriptedModel(bad_citation={"evidence"})
+    with OpenAIServer(model) as server:
+        result = service.generate(kb, client_id(kb, "Northwind Logistics"), settings=llm_settings(server))
+        evidence = [b for b in requests_for(server, "SectionDraft") if section_of(b) == "evidence"]
+    assert model.drafted.count("evidence") == 2 and model.drafted.count("approach") == 1
+    redraft = evidence[1]["messages"][-1]["content"]
+    assert "failed our check" in redraft and "cites knowledge chunk 987654321, which does not exist" in redraft
+    content = service.get(kb, result.proposal_id).content
+    assert content.metadata.redrafted_sections == ["evidence"] and content.metadata.check_warnings == []
+    assert 987654321 not in content.chunk_ids() and content.section("evidence").citations
+
+
+def test_a_citation_still_wrong_after_the_redraft_is_dropped_and_reported(kb):
+    model = ScriptedModel()
+
+    def stubborn(request):  # a model that cites a missing chunk however often it is asked
+        answer = model(request)
+        if "(id approach) of our proposal" in request.text and "paragraphs" in str(answer):
+            for paragraph in answer["content"]["paragraphs"]:
+                paragraph["chunk_ids"] = [987654321]
+        return answer
+
+    with OpenAIServer(stubborn) as server:
+        result = service.generate(kb, client_id(kb, "Northwind Logistics"), settings=llm_settings(server))
+    content = service.get(kb, result.proposal_id).content
+    assert model.drafted.count("approach") == 2  # one redraft, not more
+    assert 987654321 not in content.chunk_ids()
+    assert any("Proposed approach" in w and "987654321" in w for w in content.metadata.check_warnings)
+    assert result.warnings == content.metadata.check_warnings
+
+
+def test_a_500_then_success_is_retried_by_the_node(kb):
+    model = ScriptedModel()
+    with OpenAIServer(model, faults=[HTTPError(500)]) as server:
+        writer = _writer(server, max_retries=0)  # no client-side retry: the graph's retry policy does it
+        result = service.generate(kb, client_id(kb, "Brightleaf Dental Group"), settings=llm_settings(server),
+                                  writer=writer)
+        assert len(requests_for(server, "Outline")) == 2  # the 500, then the retry
+    assert service.get(kb, result.proposal_id).status == "draft"
+
+
+def test_a_timeout_is_retried_by_the_node(kb):
+    model = ScriptedModel()
+    calls = {"summary": 0}
+
+    def slow_first_summary(request):
+        if (request.body.get("response_format") or {}).get("json_schema", {}).get("name") == "Summary":
+            calls["summary"] += 1
+            if calls["summary"] == 1:
+                time.sleep(2.5)
+        return model(request)
+
+    with OpenAIServer(slow_first_summary) as server:
+        writer = _writer(server, max_retries=0, timeout=1.0)
+        result = service.generate(kb, client_id(kb, "Brightleaf Dental Group"), settings=llm_settings(server),
+                                  writer=writer)
+    assert calls["summary"] == 2 and result.version == 1
+
+
+def test_timeout_errors_are_named_in_the_retry_policy():
+    import openai
+
+    errors = transient_errors()
+    assert TimeoutError in errors and openai.APITimeoutError in errors and ValueError not in errors
+
+
+def test_a_model_that_keeps_failing_fails_the_run_and_the_same_request_resumes(kb):
+    model = ScriptedModel()
+    cid = client_id(kb, "Copperline Manufacturing")
+    with OpenAIServer(model) as server:
+        failing = {"on": True}
+
+        def flaky(request):
+            if failing["on"] and "(id pricing) of our proposal" in request.text:
+                return HTTPError(503)
+            return model(request)
+
+        server.chat = flaky
+        settings = llm_settings(server)
+        from proposalflow.errors import IntegrationFailed
+
+        with pytest.raises(IntegrationFailed, match="run the same request again to resume"):
+            service.generate(kb, cid, settings=settings, writer=_writer(server, max_retries=0))
+        proposal = kb.execute("SELECT id, status FROM proposals").fetchone()
+        assert proposal[1] == "failed"
+        drafted_before = list(model.drafted)
+        failing["on"] = False
+        result = service.generate(kb, cid, settings=settings, writer=_writer(server, max_retries=0))
+    assert result.resumed and str(proposal[0]) == result.proposal_id and result.version == 1
+    again = model.drafted[len(drafted_before):]
+    assert again == ["pricing"]  # the five finished sections were not requested again
+    assert service.get(kb, result.proposal_id).status == "draft"
+
+
+def test_revise_over_two_turns_keeps_history_and_versions(kb):
+    model = ScriptedModel()
+    with OpenAIServer(model) as server:
+        settings = llm_settings(server)
+        first = service.generate(kb, client_id(kb, "Northwind Logistics"), settings=settings)
+        v1 = service.get(kb, first.proposal_id).content
+        drafted = len(model.drafted)
+        turn1 = service.revise(kb, first.proposal_id, "Make the pricing shorter", settings=settings)
+        assert model.drafted[drafted:] == ["pricing"]  # only the section the instruction concerns
+        drafted = len(model.drafted)
+        turn2 = service.revise(kb, first.proposal_id, "Add more detail to the next steps", settings=settings)
+        assert model.drafted[drafted:] == ["next_steps"]
+        routing = requests_for(server, "RevisionPlan")[-1]["messages"][-1]["content"]
+        second_draft = requests_for(server, "SectionDraft")[-1]["messages"][-1]["content"]
+    assert "Make the pricing shorter" in routing and "Make the pricing shorter" in second_draft  # history seen
+    assert (turn1.version, turn2.version) == (2, 3)
+    assert "rewrote 'Investment and timeline'" in turn1.diff_summary and "next" not in turn1.diff_summary.lower()
+    v2 = service.get(kb, first.proposal_id, version=2).content
+    v3 = service.get(kb, first.proposal_id).content
+    assert len(v2.pricing.paragraphs) == 1 < len(v1.pricing.paragraphs)
+    assert v2.section("approach").paragraphs == v1.section("approach").paragraphs  # untouched sections stay
+    assert "As you asked: Add more detail to the next steps" in v3.section("next_steps").body
+    assert v3.pricing.paragraphs == v2.pricing.paragraphs
+    assert service.get(kb, first.proposal_id, version=1).content.to_markdown() == v1.to_markdown()
+    history = service.conversation(kb, first.proposal_id)
+    assert [(m["role"], m["version"]) for m in history] == [("user", 2), ("assistant", 2), ("user", 3),
+                                                           ("assistant", 3)]
+    assert "I will rewrite pricing" in history[1]["content"] and "Saved version 2" in history[1]["content"]
+    assert [v["version"] for v in service.versions(kb, first.proposal_id)] == [1, 2, 3]
+
+
+def _writer(server, **kwargs):
+    from proposalflow.proposals.writers import make_writer
+
+    return make_writer(llm_settings(server), **kwargs)

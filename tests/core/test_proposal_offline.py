@@ -1,0 +1,91 @@
+"""The offline composer through the whole graph: real knowledge chunks, real PostgreSQL, no model."""
+
+import psycopg
+import pytest
+
+from proposalflow.proposals import service
+from proposalflow.proposals.schema import OFFLINE_MODEL, ChunkCitation, FactCitation
+from proposalflow.settings import Settings, get_settings
+from tests.proposals_support import client_id, knowledge_database
+
+
+@pytest.fixture
+def kb(pg_admin_url, template_url, tmp_path, monkeypatch):
+    url = knowledge_database(pg_admin_url)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("PROPOSALFLOW_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    with psycopg.connect(url, autocommit=True) as conn:
+        yield conn
+    get_settings.cache_clear()
+
+
+OFFLINE = Settings(PROPOSALFLOW_LLM="offline", PROPOSALFLOW_EMBEDDINGS="local")
+
+
+def test_offline_proposal_cites_real_chunks_and_client_facts(kb):
+    result = service.generate(kb, client_id(kb, "Northwind Logistics"), brief="Win more B2B shipper leads.",
+                              settings=OFFLINE)
+    assert result.offline and result.model == OFFLINE_MODEL and result.version == 1 and not result.resumed
+    record = service.get(kb, result.proposal_id)
+    assert record.status == "draft" and record.title == record.content.title
+    content = record.content
+    assert [s.id for s in content.sections] == ["understanding", "approach", "services", "evidence", "pricing",
+                                                "next_steps"]
+    chunk_ids = content.chunk_ids()
+    stored = {r[0] for r in kb.execute("SELECT id FROM knowledge_chunks WHERE id = ANY(%s)", (list(chunk_ids),))}
+    assert chunk_ids and chunk_ids == stored  # every cited chunk exists
+    pricing_chunks = {c.chunk_id for c in content.pricing.citations}
+    categories = {r[0] for r in kb.execute("SELECT DISTINCT category FROM knowledge_chunks WHERE id = ANY(%s)",
+                                           (list(pricing_chunks),))}
+    assert categories == {"pricing"}
+    facts = [c for s in content.sections for c in s.citations if isinstance(c, FactCitation)]
+    assert {f.field for f in facts} >= {"summary", "industry"}
+    assert all(f.url == "https://northwindlogistics.com/about" for f in facts)
+    assert all(isinstance(c, (ChunkCitation, FactCitation)) for s in content.sections for c in s.citations)
+    assert content.metadata.client_enriched and content.metadata.check_warnings == []
+    assert "no language model wrote this" in content.to_markdown()
+    # the body carries [n] markers that point into the references
+    assert "[1]" in content.sections[0].body and content.references[0].number == 1
+    # checkpoints of a finished run are gone; the run is recorded as completed
+    assert kb.execute("SELECT count(*) FROM checkpoints WHERE thread_id = %s", (result.run_id,)).fetchone()[0] == 0
+    assert kb.execute("SELECT status, version FROM proposal_runs WHERE id = %s", (result.run_id,)).fetchone() == \
+        ("completed", 1)
+
+
+def test_a_client_without_enrichment_still_gets_a_proposal(kb):
+    result = service.generate(kb, client_id(kb, "Brightleaf Dental Group"), settings=OFFLINE)
+    content = service.get(kb, result.proposal_id).content
+    assert not content.metadata.client_enriched
+    assert not [c for s in content.sections for c in s.citations if isinstance(c, FactCitation)]
+    assert content.chunk_ids() and "Brightleaf Dental Group" in content.title
+
+
+def test_same_input_gives_the_same_offline_proposal(kb):
+    cid = client_id(kb, "Copperline Manufacturing")
+    first = service.get(kb, service.generate(kb, cid, settings=OFFLINE).proposal_id).content
+    second = service.get(kb, service.generate(kb, cid, settings=OFFLINE).proposal_id).content
+    assert first.to_markdown() == second.to_markdown()
+
+
+def test_offline_revisions_over_two_turns(kb):
+    from proposalflow.errors import IllegalTransition
+    from proposalflow.proposals import status
+
+    first = service.generate(kb, client_id(kb, "Northwind Logistics"), settings=OFFLINE)
+    v1 = service.get(kb, first.proposal_id).content
+    shorter = service.revise(kb, first.proposal_id, "Make the pricing shorter", settings=OFFLINE)
+    assert shorter.version == 2 and shorter.offline and OFFLINE_MODEL in shorter.reply
+    v2 = service.get(kb, first.proposal_id).content
+    assert len(v2.pricing.body) < len(v1.pricing.body) and v2.pricing.citations
+    assert v2.section("approach").paragraphs == v1.section("approach").paragraphs
+    assert shorter.diff_summary.startswith("executive summary rewritten; rewrote 'Investment and timeline'") or \
+        "rewrote 'Investment and timeline'" in shorter.diff_summary
+    removed = service.revise(kb, first.proposal_id, "Remove the relevant experience section", settings=OFFLINE)
+    v3 = service.get(kb, first.proposal_id).content
+    assert removed.version == 3 and v3.section("evidence") is None and "removed 'Relevant experience'" in \
+        removed.diff_summary
+    assert [m["role"] for m in service.conversation(kb, first.proposal_id)] == ["user", "assistant"] * 2
+    status.transition(kb, first.proposal_id, "archived")
+    with pytest.raises(IllegalTransition, match="can no longer change"):
+        service.revise(kb, first.proposal_id, "Make it shorter", settings=OFFLINE)
