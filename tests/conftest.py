@@ -49,6 +49,20 @@ def pg_admin_url(tmp_path_factory) -> str:
     shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.fixture
+def embedded_home():
+    """A PROPOSALFLOW_HOME for a test that starts its own embedded server; stopped afterwards.
+
+    Outside pytest's tmp folder on purpose: that folder is mode 0700 (and reset to it by any
+    pytest session starting meanwhile), and the server runs as another system user."""
+    from proposalflow.embedded import stop_embedded_server
+
+    home = Path(tempfile.mkdtemp(prefix="pfe-", dir="/tmp"))
+    yield home
+    stop_embedded_server(home)
+    shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def template_url(pg_admin_url) -> str:
     from proposalflow.migrations import migrate

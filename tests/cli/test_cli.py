@@ -15,26 +15,23 @@ from tests.support import PROPOSALFLOW, run_cli
 CSV = "Company,URL,E-mail\nAcme,acme.com,a@acme.com\nBeta,beta.io,b@beta.io\nBad,,not-an-email\n"
 
 
-def test_ingest_twice_on_the_embedded_database_then_psql_agrees(prefect_api_url, tmp_path):
+def test_ingest_twice_on_the_embedded_database_then_psql_agrees(prefect_api_url, embedded_home, tmp_path):
     """The 'done when' of the foundation: no DATABASE_URL, the embedded server, psql via db url."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    home = tmp_path / "h"
+    home = embedded_home
     env.update(PROPOSALFLOW_HOME=str(home), PREFECT_API_URL=prefect_api_url)
     path = tmp_path / "clients.csv"
     path.write_text(CSV)
-    try:
-        first = json.loads(run_cli(["ingest", "clients", str(path), "--json"], env).stdout)
-        second = json.loads(run_cli(["ingest", "clients", str(path), "--json"], env).stdout)
-        assert (first["inserted"], first["rejected"]) == (2, 1)
-        assert first["rejects"][0]["row_number"] == 4 and "not-an-email" in first["rejects"][0]["reason"]
-        assert (second["inserted"], second["updated"], second["unchanged"]) == (0, 0, 2)
-        url = run_cli(["db", "url"], env).stdout.strip()
-        assert url.startswith("postgresql://") and str(home) in url
-        count = subprocess.run([str(embedded_bin_dir() / "psql"), url, "-tAc", "select count(*) from clients"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        assert count == "2"
-    finally:
-        run_cli(["db", "stop"], env, check=False)
+    first = json.loads(run_cli(["ingest", "clients", str(path), "--json"], env).stdout)
+    second = json.loads(run_cli(["ingest", "clients", str(path), "--json"], env).stdout)
+    assert (first["inserted"], first["rejected"]) == (2, 1)
+    assert first["rejects"][0]["row_number"] == 4 and "not-an-email" in first["rejects"][0]["reason"]
+    assert (second["inserted"], second["updated"], second["unchanged"]) == (0, 0, 2)
+    url = run_cli(["db", "url"], env).stdout.strip()
+    assert url.startswith("postgresql://") and str(home) in url
+    count = subprocess.run([str(embedded_bin_dir() / "psql"), url, "-tAc", "select count(*) from clients"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert count == "2"
 
 
 def test_table_output_names_the_rejects(cli_env, tmp_path):

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 
+import psutil
 import psycopg
 
 from proposalflow.database import is_transaction_pooler, redact
@@ -11,8 +12,8 @@ from proposalflow.migrations import discover
 from tests.support import PROPOSALFLOW
 
 
-def test_concurrent_processes_share_one_embedded_server(tmp_path):
-    home = tmp_path / "h"
+def test_concurrent_processes_share_one_embedded_server(embedded_home):
+    home = embedded_home
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["PROPOSALFLOW_HOME"] = str(home)
     processes = [subprocess.Popen([PROPOSALFLOW, "db", "url"], env=env, stdout=subprocess.PIPE,
@@ -24,10 +25,13 @@ def test_concurrent_processes_share_one_embedded_server(tmp_path):
         assert len(urls) == 1
         with psycopg.connect(urls.pop()) as conn:
             assert conn.execute("SELECT current_database()").fetchone()[0] == "proposalflow"
-        postmasters = subprocess.run(["pgrep", "-f", f"postgres.*{home}"], capture_output=True, text=True).stdout.split()
-        assert len(postmasters) == 1
+        postmasters = [p for p in psutil.process_iter(["name", "cmdline"])
+                       if p.info["name"] == "postgres" and str(home) in " ".join(p.info["cmdline"] or [])]
+        assert len(postmasters) == 1  # the postmaster; its children carry no -D argument
     finally:
-        subprocess.run([PROPOSALFLOW, "db", "stop"], env=env, capture_output=True, timeout=60)
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
 
 
 def test_concurrent_migrations_apply_each_file_once(empty_database_url, tmp_path):
