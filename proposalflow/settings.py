@@ -65,6 +65,22 @@ class Settings(BaseSettings):
     # Google Workspace
     google_application_credentials: Path | None = Field(None, alias="GOOGLE_APPLICATION_CREDENTIALS")
 
+    # delivery (deliver-proposal): Google Workspace or the local exporters
+    delivery: Literal["google", "local"] | None = Field(None, alias="PROPOSALFLOW_DELIVERY")  # unset: see delivery_target
+    google_subject: str | None = Field(None, alias="PROPOSALFLOW_GOOGLE_SUBJECT")  # domain-wide delegation: act as this user
+    google_client_secrets: Path | None = Field(None, alias="PROPOSALFLOW_GOOGLE_CLIENT_SECRETS")  # OAuth client (google auth)
+    fernet_key: SecretStr | None = Field(None, alias="PROPOSALFLOW_FERNET_KEY")  # encrypts stored OAuth tokens; "new,old" rotates
+    google_drive_parent: str | None = Field(None, alias="PROPOSALFLOW_GOOGLE_DRIVE_PARENT")  # folder id for client folders
+    google_share_with: str = Field("", alias="PROPOSALFLOW_GOOGLE_SHARE_WITH")  # comma-separated addresses
+    google_share_role: Literal["reader", "commenter", "writer"] = Field("commenter", alias="PROPOSALFLOW_GOOGLE_SHARE_ROLE")
+    google_timeout_seconds: float = Field(60.0, alias="PROPOSALFLOW_GOOGLE_TIMEOUT", gt=0)
+    google_attempts: int = Field(5, alias="PROPOSALFLOW_GOOGLE_ATTEMPTS", ge=1, le=10)
+    google_requests_per_second: float = Field(5.0, alias="PROPOSALFLOW_GOOGLE_RPS", gt=0)
+    allow_send: bool = Field(False, alias="PROPOSALFLOW_ALLOW_SEND")  # `deliver --send` sends only when this is true
+    smtp_url: SecretStr | None = Field(None, alias="SMTP_URL")  # smtp://user:pass@host:587 (STARTTLS) or smtps://…:465
+    mail_from: str | None = Field(None, alias="PROPOSALFLOW_MAIL_FROM")
+    email_template: Path | None = Field(None, alias="PROPOSALFLOW_EMAIL_TEMPLATE")  # "Subject: …" line, blank line, body
+
     # API auth (Supabase-issued JWTs)
     jwt_secret: SecretStr | None = Field(None, alias="PROPOSALFLOW_JWT_SECRET")
     jwks_url: str | None = Field(None, alias="PROPOSALFLOW_JWKS_URL")

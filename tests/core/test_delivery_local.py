@@ -1,0 +1,138 @@
+"""Delivery with the local exporters: .docx/.html in the client's export folder, an .eml in the outbox,
+exactly once; the approval gate; sending through SMTP only when asked and allowed."""
+
+import email
+from email import policy
+from pathlib import Path
+
+import docx
+import pytest
+from pydantic import SecretStr
+
+from proposalflow.delivery import service
+from proposalflow.errors import ConfigurationError, IllegalTransition, NotFound, ValidationFailed
+from proposalflow.proposals import status
+from proposalflow.settings import Settings
+from tests.delivery_support import HEADINGS, make_client, make_proposal
+from tests.fakes.smtp_server import SmtpServer
+
+
+@pytest.fixture
+def settings(db_url, tmp_path) -> Settings:
+    return Settings(DATABASE_URL=db_url, PROPOSALFLOW_HOME=str(tmp_path / "home"), PROPOSALFLOW_DELIVERY="local")
+
+
+def all_files(root: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def test_local_delivery_writes_docx_html_and_eml_and_moves_the_proposal_to_sent(db, settings):
+    pid = make_proposal(db)
+    report = service.deliver(db, pid, settings=settings)
+
+    assert report["target"] == "local" and report["status"] == "sent" and report["mail_state"] == "draft"
+    assert report["made"] == ["folder", "document", "message"] and report["already_delivered"] is False
+    docx_path, html_path, eml_path = map(Path, report["files"])
+    assert docx_path.parent.parent == settings.home_dir / "exports" and eml_path.parent == settings.home_dir / "outbox"
+
+    document = docx.Document(str(docx_path))
+    headings = [p.text for p in document.paragraphs if p.style.name == "Heading 1"]
+    assert headings == ["Executive summary", *HEADINGS, "References"]
+    assert (document.paragraphs[0].style.name, document.paragraphs[0].text) == ("Title", "Route optimisation for Northwind")
+    assert [p.text for p in document.paragraphs if p.style.name == "Heading 4"] == ["Phase 1"]  # a section's ###
+    bullets = [p.text for p in document.paragraphs if p.style.name == "List Bullet"]
+    assert bullets == ["Seasonal peaks", "Manual dispatch", "Ageing telematics"]
+    assert any("Northwind runs 140 trucks" in p.text and "[1]" in p.text for p in document.paragraphs)
+
+    html = html_path.read_text()
+    assert "<h2 id=\"approach\">Approach</h2>" in html and '<a href="#ref-1">[1]</a>' in html
+    assert '<a href="https://agency.example/cases/logistics">' in html
+
+    message = email.message_from_bytes(eml_path.read_bytes(), policy=policy.default)
+    assert message["To"] == "maria@northwind.example"
+    assert message["Subject"] == "Proposal: Route optimisation for Northwind"
+    body = message.get_body(("plain",)).get_content()
+    assert "Hello Maria Anders" in body and html_path.as_uri() in body
+    attachments = [part.get_filename() for part in message.iter_attachments()]
+    assert attachments == [docx_path.name]
+
+    row = db.execute("SELECT status, doc_link, metadata->'delivery' FROM proposals WHERE id = %s", (pid,)).fetchone()
+    assert row[0] == "sent" and row[1] == html_path.as_uri()
+    assert row[2]["target"] == "local" and row[2]["files"] == report["files"] and row[2]["mail_state"] == "draft"
+    assert [(h["from"], h["to"], h["actor"]) for h in status.history(db, pid)][-1] == ("approved", "sent", "delivery")
+
+
+def test_a_second_delivery_reports_already_delivered_and_writes_nothing(db, settings):
+    pid = make_proposal(db)
+    first = service.deliver(db, pid, settings=settings)
+    before = all_files(settings.home_dir)
+    second = service.deliver(db, pid, settings=settings)
+    assert second["already_delivered"] is True and second["made"] == []
+    assert second["files"] == first["files"] and second["doc_link"] == first["doc_link"]
+    assert all_files(settings.home_dir) == before
+    steps = db.execute("SELECT step, state, attempts FROM delivery_steps ORDER BY step").fetchall()
+    assert steps == [("document", "done", 1), ("message", "done", 1)]
+
+
+def test_a_crash_after_the_document_step_makes_only_the_email_on_the_rerun(db, settings):
+    pid = make_proposal(db)
+    # the outbox cannot be written (a file where its folder should be): the email step fails
+    settings.home_dir.mkdir(parents=True)
+    (settings.home_dir / "outbox").write_text("not a folder")
+    with pytest.raises(OSError):
+        service.deliver(db, pid, settings=settings)
+    assert status.current_status(db, pid) == "approved"
+    assert db.execute("SELECT status FROM deliveries").fetchone()[0] == "failed"
+    docx_before = all_files(settings.home_dir / "exports")
+
+    (settings.home_dir / "outbox").unlink()
+    report = service.deliver(db, pid, settings=settings)
+    assert report["made"] == ["message"]  # the document was recorded: not made again
+    assert all_files(settings.home_dir / "exports") == docx_before
+    assert db.execute("SELECT status, attempts FROM deliveries").fetchone() == ("completed", 2)
+
+
+@pytest.mark.parametrize("state", ["draft", "in_review", "rejected", "archived"])
+def test_only_approved_proposals_are_delivered(db, settings, state):
+    pid = make_proposal(db, state=state)
+    with pytest.raises(IllegalTransition, match=f"is '{state}': only approved proposals are delivered"):
+        service.deliver(db, pid, settings=settings)
+    assert not (settings.home_dir / "exports").exists()
+    assert db.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 0
+
+
+def test_unknown_proposal_and_a_client_without_email_are_refused_before_any_file(db, settings):
+    with pytest.raises(NotFound, match="does not exist"):
+        service.deliver(db, "00000000-0000-0000-0000-000000000000", settings=settings)
+    client = make_client(db, "Quiet Co", email=None)
+    pid = make_proposal(db, client)
+    with pytest.raises(ValidationFailed, match="'Quiet Co'.*no valid contact email"):
+        service.deliver(db, pid, settings=settings)
+    assert not (settings.home_dir / "exports").exists()
+
+
+def test_send_needs_the_setting_and_an_smtp_url(db, settings, db_url, tmp_path):
+    pid = make_proposal(db)
+    with pytest.raises(ConfigurationError, match="PROPOSALFLOW_ALLOW_SEND=true"):
+        service.deliver(db, pid, send=True, settings=settings)
+    allowed = settings.model_copy(update={"allow_send": True})
+    with pytest.raises(ConfigurationError, match="needs SMTP_URL"):
+        service.deliver(db, pid, send=True, settings=allowed)
+    assert status.current_status(db, pid) == "approved"
+
+
+def test_send_through_smtp_after_a_temporary_failure_then_never_again(db, settings):
+    pid = make_proposal(db)
+    draft_only = service.deliver(db, pid, settings=settings)
+    assert draft_only["mail_state"] == "draft"
+    with SmtpServer(temporary_failures=1) as server:
+        allowed = settings.model_copy(update={"allow_send": True, "smtp_url": SecretStr(server.url)})
+        sent = service.deliver(db, pid, send=True, settings=allowed)  # sends the existing draft, nothing else
+        again = service.deliver(db, pid, send=True, settings=allowed)
+    assert sent["made"] == ["send"] and sent["mail_state"] == "sent"
+    assert again["already_delivered"] is True and again["mail_state"] == "sent"
+    assert len(server.messages) == 1 and server.state.commands.count("DATA") == 2  # 451 once, then queued
+    received = server.messages[0]
+    assert received.envelope_to == ["maria@northwind.example"]
+    assert received.message["Subject"] == "Proposal: Route optimisation for Northwind"
+    assert db.execute("SELECT mail_state FROM deliveries").fetchone()[0] == "sent"
