@@ -10,6 +10,7 @@ import typer
 
 from . import db, demo, ingest
 from . import kb
+from . import enrich
 
 app = typer.Typer(
     name="proposalflow",
@@ -21,6 +22,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(ingest.app, name="ingest")
 app.add_typer(kb.app, name="kb")
+app.command("enrich")(enrich.enrich)
 app.command("demo")(demo.demo)
 
 

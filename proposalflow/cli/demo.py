@@ -27,6 +27,13 @@ def ingest_step(as_json: bool) -> dict:
     return {**summary, "rejects": rejects}
 
 
+def enrich_step(as_json: bool) -> dict:
+    """Enrich the sample clients offline: their website snapshots go into the reader's cache first."""
+    from .enrich import demo_step
+
+    return demo_step(as_json)
+
+
 def knowledge_step(as_json: bool) -> dict:
     """Embed the sample knowledge folder (a fictional agency's services, case studies, pricing, team),
     then show one search over it."""
@@ -50,6 +57,7 @@ def knowledge_step(as_json: bool) -> dict:
 # (name, step) in pipeline order
 STEPS: list[tuple[str, Callable[[bool], dict]]] = [
     ("ingest", ingest_step),
+    ("enrich", enrich_step),
     ("knowledge", knowledge_step),
 ]
 

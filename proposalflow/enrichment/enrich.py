@@ -131,8 +131,24 @@ def enrich_batch(conn: psycopg.Connection, clients: list[ClientSite], reader: Re
     return outcomes
 
 
-def summarise(outcomes: list[Outcome], stats: dict | None = None) -> dict:
-    counts = {status: sum(1 for o in outcomes if o.status == status) for status in ("ok", "partial", "failed")}
-    return {"clients": len(outcomes), **counts, "facts": sum(o.fact_count for o in outcomes),
-            "pages": sum(o.pages_read for o in outcomes), "reader": stats or {},
-            "results": [o.as_dict() for o in sorted(outcomes, key=lambda o: (o.name.lower(), o.client_id))]}
+def llm_config(settings) -> LLMConfig | None:
+    """The LLM extractor the settings ask for, or None offline."""
+    from ..llm import make_chat_model
+    from .llm_extract import model_name, structured_extractor
+
+    model = make_chat_model(settings)
+    if model is None:
+        return None
+    return LLMConfig(structured_extractor(model, settings.llm_structured_method), model_name(model))
+
+
+def combine(batches: list[dict]) -> dict:
+    """One summary from the batches' results (outcome dicts and reader counters)."""
+    results = sorted((o for b in batches for o in b["outcomes"]), key=lambda o: (o["name"].lower(), o["client_id"]))
+    reader: dict[str, int] = {}
+    for batch in batches:
+        for key, value in batch["reader"].items():
+            reader[key] = reader.get(key, 0) + value
+    counts = {status: sum(1 for o in results if o["status"] == status) for status in ("ok", "partial", "failed")}
+    return {"clients": len(results), **counts, "facts": sum(o["facts"] for o in results),
+            "pages": sum(o["pages"] for o in results), "reader": reader, "results": results}

@@ -45,6 +45,15 @@ class DatabaseCache:
             ).fetchone()
         return Page.from_dict(row[0], from_cache=True) if row else None
 
+    def fresh_keys(self, urls: Iterable[str]) -> set[str]:
+        """Which of `urls` (as cache keys) have an entry younger than the TTL."""
+        keys = list({cache_key(u) for u in urls})
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT url FROM reader_cache WHERE url = ANY(%s) AND fetched_at > now() - %s", (keys, self.ttl)
+            ).fetchall()
+        return {r[0] for r in rows}
+
     def put(self, page: Page) -> None:
         self.put_many([page])
 
