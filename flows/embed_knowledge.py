@@ -41,5 +41,5 @@ def embed_knowledge(folder: str | None = None, urls: list[str] | None = None, fi
         summary.add(embed_sources(batch))
     if prune:
         summary.pruned = len(prune_documents(folder, summary.seen))
-    event_id = finish_knowledge_base(summary)
-    return {**summary.as_dict(), "event_id": event_id}
+    totals = finish_knowledge_base()
+    return {**summary.as_dict(), "totals": totals}

@@ -7,7 +7,6 @@ from typing import Callable, Iterator
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.events import emit_event
 from prefect.runtime import flow_run
 
 from proposalflow.database import connect
@@ -19,6 +18,7 @@ from proposalflow.knowledge.embedders import embedding_model, make_embedder
 from proposalflow.knowledge.ingest import KnowledgeSummary
 from proposalflow.settings import get_settings
 
+from .events import emit
 from .retry import retry_on_transient
 
 EVENT = "proposalflow.knowledge.embedded"
@@ -67,6 +67,7 @@ def embed_sources(sources: list[Source]) -> KnowledgeSummary:
                 summary.embedded, summary.chunks, summary.unchanged, summary.failed)
     for failure in summary.failures:
         logger.warning("not embedded: %s", failure["reason"])
+    announce(summary)
     progress.advance(len(sources))
     return summary
 
@@ -81,6 +82,7 @@ def reembed_documents(after: str) -> tuple[str, KnowledgeSummary] | None:
                                      limit=settings.kb_batch_documents)
     if batch is not None:
         get_run_logger().info("re-embedded %d documents (%d chunks)", batch[1].embedded, batch[1].chunks)
+        announce(batch[1])
         progress.advance(batch[1].documents)
     return batch
 
@@ -98,20 +100,19 @@ def prune_documents(folder: str, seen: list[str]) -> list[str]:
 
 @task(name="finish-knowledge-base", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_transient,
       cache_policy=NO_CACHE)
-def finish_knowledge_base(summary: KnowledgeSummary) -> str | None:
-    """Make sure the HNSW index exists (re-embedding drops it), then announce the run as an event."""
+def finish_knowledge_base() -> dict:
+    """Make sure the HNSW index exists (re-embedding drops it and builds it once at the end)."""
     with connect(autocommit=True) as conn:
         store.bind_model(conn, embedding_model(make_embedder()))
-        totals = store.counts(conn)
-    run_id = str(flow_run.id) if flow_run.id else "local"
-    event = emit_event(
-        event=EVENT,
-        resource={"prefect.resource.id": f"proposalflow.knowledge.run.{run_id}",
-                  "prefect.resource.name": "knowledge base"},
-        payload={**{k: v for k, v in summary.as_dict().items() if k != "embedded_documents"},
-                 "embedded_documents": summary.embedded_documents[:100], **totals},
-    )
-    return str(event.id) if event is not None else None
+        return store.counts(conn)
+
+
+def announce(summary: KnowledgeSummary) -> None:
+    """proposalflow.knowledge.embedded about each document whose chunks were (re)written."""
+    for document in summary.embedded_documents:
+        emit(EVENT, "knowledge", document["id"], name=document["title"],
+             payload={"source_uri": document["source_uri"], "category": document["category"],
+                      "chunks": document["chunks"]})
 
 
 @contextmanager

@@ -59,6 +59,8 @@ def _merge(a: dict, b: dict) -> dict:
             merged[key] = a[key] + value
         elif isinstance(value, list):
             merged[key] = a.get(key, []) + value
+        else:
+            merged[key] = value
     return merged
 
 

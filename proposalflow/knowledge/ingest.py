@@ -56,7 +56,8 @@ class KnowledgeSummary:
     chunks: int = 0             # chunks written
     pruned: int = 0
     failures: list[dict] = field(default_factory=list)  # [{source_uri, reason}]
-    embedded_documents: list[str] = field(default_factory=list)
+    # [{id, source_uri, title, category, chunks}] of the documents whose chunks were written
+    embedded_documents: list[dict] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
 
     def add(self, other: "KnowledgeSummary") -> "KnowledgeSummary":
@@ -137,9 +138,12 @@ def embed_documents(conn: psycopg.Connection, embedder: Embeddings, documents: S
                 embedded.append(store.EmbeddedDocument(d, chunks, _embed([c.text for c in chunks], embedder, model)))
             except ValidationFailed as exc:
                 summary.failures.append({"source_uri": d.source_uri, "reason": f"{d.source_uri}: {exc}"})
-    summary.chunks = store.write_documents(conn, embedded, signature(model, chunk_settings))
+    ids = store.write_documents(conn, embedded, signature(model, chunk_settings))
+    summary.chunks = sum(len(e.chunks) for e in embedded)
     summary.embedded = len(embedded)
-    summary.embedded_documents = [e.document.source_uri for e in embedded]
+    summary.embedded_documents = [
+        {"id": ids[e.document.source_uri], "source_uri": e.document.source_uri, "title": e.document.title,
+         "category": e.document.category, "chunks": len(e.chunks)} for e in embedded]
     summary.failed = len(summary.failures)
     return summary
 

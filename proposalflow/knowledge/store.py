@@ -149,10 +149,10 @@ RETURNING source_uri, id
 """
 
 
-def write_documents(conn: psycopg.Connection, embedded: Sequence[EmbeddedDocument], chunked_with: str) -> int:
-    """Replace the chunks of these documents, atomically (one transaction). Returns chunks written."""
+def write_documents(conn: psycopg.Connection, embedded: Sequence[EmbeddedDocument], chunked_with: str) -> dict[str, str]:
+    """Replace the chunks of these documents, atomically (one transaction). Returns {source URI: document id}."""
     if not embedded:
-        return 0
+        return {}
     from pgvector.psycopg import register_vector
 
     with conn.transaction():
@@ -169,7 +169,8 @@ def write_documents(conn: psycopg.Connection, embedded: Sequence[EmbeddedDocumen
         written = copy_chunks(conn, ((ids[e.document.source_uri], e.document.category, e.chunks, e.vectors)
                                      for e in embedded))
         conn.execute("DELETE FROM knowledge_failures WHERE source_uri = ANY(%s)", ([d.source_uri for d in docs],))
-    return written
+    assert written == sum(len(e.chunks) for e in embedded)
+    return {uri: str(i) for uri, i in ids.items()}
 
 
 def copy_chunks(conn: psycopg.Connection,
