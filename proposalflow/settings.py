@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PLACEHOLDER_SECRETS = {"changethis", "secret", "change-me", "changeme", ""}
@@ -85,6 +85,28 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = Field(None, alias="PROPOSALFLOW_JWT_SECRET")
     jwks_url: str | None = Field(None, alias="PROPOSALFLOW_JWKS_URL")
     jwt_audience: str = Field("authenticated", alias="PROPOSALFLOW_JWT_AUDIENCE")
+    jwt_issuer: str | None = Field(None, alias="PROPOSALFLOW_JWT_ISSUER")  # e.g. https://<ref>.supabase.co/auth/v1
+    # where the app role (admin/editor/viewer) sits in the token; comma-separated dot paths, first found wins
+    jwt_role_claim: str = Field("app_metadata.role,user_role", alias="PROPOSALFLOW_JWT_ROLE_CLAIM")
+    jwks_cache_seconds: int = Field(600, alias="PROPOSALFLOW_JWKS_CACHE_SECONDS", ge=0)
+
+    # API service (proposalflow api)
+    cors_origins: str = Field("", alias="PROPOSALFLOW_CORS_ORIGINS")  # comma-separated origins, "" = no CORS
+    api_max_body_bytes: int = Field(1 << 20, alias="PROPOSALFLOW_API_MAX_BODY_BYTES", ge=1024)
+    upload_max_bytes: int = Field(25 << 20, alias="PROPOSALFLOW_UPLOAD_MAX_BYTES", ge=1024)
+    api_page_max: int = Field(200, alias="PROPOSALFLOW_API_PAGE_MAX", ge=1, le=10_000)
+    rate_limit: str = Field("600/minute", alias="PROPOSALFLOW_RATE_LIMIT")  # per user, every route
+    rate_limit_triggers: str = Field("30/minute", alias="PROPOSALFLOW_RATE_LIMIT_TRIGGERS")  # flow runs
+    rate_limit_uploads: str = Field("30/minute", alias="PROPOSALFLOW_RATE_LIMIT_UPLOADS")
+    # how API triggers run flows: deployment runs via PREFECT_API_URL, or in the API process
+    flow_runner: Literal["auto", "deployment", "in-process"] = Field("auto", alias="PROPOSALFLOW_FLOW_RUNNER")
+
+    # file store for uploaded originals: Supabase Storage when both are set, else PROPOSALFLOW_HOME/files
+    supabase_url: str | None = Field(None, alias="SUPABASE_URL")
+    supabase_service_key: SecretStr | None = Field(
+        None, alias="SUPABASE_SERVICE_ROLE_KEY",
+        validation_alias=AliasChoices("SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_SERVICE_KEY"))
+    storage_bucket: str = Field("proposalflow", alias="PROPOSALFLOW_STORAGE_BUCKET")
 
     # orchestration
     prefect_api_url: str | None = Field(None, alias="PREFECT_API_URL")
@@ -154,6 +176,17 @@ class Settings(BaseSettings):
     @property
     def reader_provider(self) -> str:
         return self.reader or ("jina" if self.jina_api_key else "direct")
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def runs_flows_in_process(self) -> bool:
+        """API triggers: in this process unless a Prefect API is configured (or the choice is explicit)."""
+        if self.flow_runner != "auto":
+            return self.flow_runner == "in-process"
+        return not self.prefect_api_url
 
     @property
     def jina_requests_per_minute(self) -> int:

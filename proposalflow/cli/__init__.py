@@ -10,6 +10,7 @@ import typer
 
 from . import db, demo, ingest
 from . import kb
+from . import api, auth
 from . import enrich
 
 app = typer.Typer(
@@ -24,6 +25,8 @@ app.add_typer(ingest.app, name="ingest")
 app.add_typer(kb.app, name="kb")
 app.command("enrich")(enrich.enrich)
 app.command("demo")(demo.demo)
+app.command("token")(auth.token)
+app.command("api")(api.serve_api)
 
 
 def main() -> None:

@@ -1,0 +1,134 @@
+"""Dependencies as named types: a route's signature says what it needs and who may call it.
+
+    def create_client(body: ClientInput, conn: ConnDep, user: EditorUser, audit: AuditDep) -> Client
+
+- `ConnDep`: a pooled connection in a transaction that commits when the route returns (before the
+  response is sent) and rolls back if it raises.
+- `CurrentUser`: the verified caller (401 without a valid bearer token), upserted into `users`.
+- `ViewerUser` / `EditorUser` / `AdminUser`: the caller, if their role is at least that (else 403).
+- `TriggerLimit` / `UploadLimit`: the stricter per-user rate limits of flow triggers and uploads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Iterator
+
+import psycopg
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from proposalflow import audit
+from proposalflow.errors import AuthenticationFailed, PermissionDenied, RateLimited
+from proposalflow.security import Principal, role_at_least
+from proposalflow.settings import Settings
+from proposalflow.users import User, upsert_user
+
+from .services import Services
+
+bearer = HTTPBearer(auto_error=False, bearerFormat="JWT", scheme_name="bearerAuth",
+                    description="A Supabase access token (or `proposalflow token --email E --role R`)")
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_conn(services: ServicesDep) -> Iterator[psycopg.Connection]:
+    with services.pool.connection() as conn:  # commit on success, rollback on error
+        yield conn
+
+
+ConnDep = Annotated[psycopg.Connection, Depends(get_conn, scope="function")]
+
+
+def get_principal(services: ServicesDep,
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    if credentials is None or not credentials.credentials:
+        raise AuthenticationFailed("missing bearer token: send Authorization: Bearer <JWT>")
+    return services.verifier.verify(credentials.credentials)
+
+
+def authenticate(services: Services, principal: Principal) -> User:
+    """The caller's `users` row (upserted on first sight, then cached briefly) — HTTP and WebSocket."""
+    user = services.seen_users.get(principal)
+    if user is None:
+        with services.pool.connection() as conn:
+            user = upsert_user(conn, principal)
+        services.seen_users.put(principal, user)
+    return user
+
+
+def check_rate(services: Services, limit: str, user: User) -> None:
+    allowed, wait = services.limits[limit].hit(str(user.id))
+    if not allowed:
+        services.metrics.rate_limited.labels(limit).inc()
+        rate = services.limits[limit].rate
+        raise RateLimited(f"rate limit of {rate.count} requests per {rate.seconds:g} s exceeded "
+                          f"({'flow triggers' if limit == 'trigger' else limit + ' requests'}); retry in {wait:.1f} s",
+                          retry_after=wait)
+
+
+def get_current_user(request: Request, services: ServicesDep,
+                     principal: Annotated[Principal, Depends(get_principal)]) -> User:
+    user = authenticate(services, principal)
+    request.state.user = user
+    check_rate(services, "default", user)
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require(role: str):
+    def dependency(user: CurrentUser) -> User:
+        if not role_at_least(user.role, role):
+            raise PermissionDenied(f"this needs the {role} role or higher; you are {user.role}")
+        return user
+
+    dependency.__name__ = f"require_{role}"
+    return dependency
+
+
+ViewerUser = Annotated[User, Depends(require("viewer"))]
+EditorUser = Annotated[User, Depends(require("editor"))]
+AdminUser = Annotated[User, Depends(require("admin"))]
+
+
+def trigger_limit(services: ServicesDep, user: EditorUser) -> None:
+    check_rate(services, "trigger", user)
+
+
+def upload_limit(services: ServicesDep, user: EditorUser) -> None:
+    check_rate(services, "upload", user)
+
+
+TriggerLimit = Annotated[None, Depends(trigger_limit)]
+UploadLimit = Annotated[None, Depends(upload_limit)]
+
+
+@dataclass
+class AuditTrail:
+    actor: audit.Actor
+    request_id: str | None
+
+    def write(self, conn: psycopg.Connection, action: str, resource: str, resource_id: Any = None,
+              **details: Any) -> None:
+        audit.record(conn, self.actor, action, resource, resource_id, request_id=self.request_id, details=details)
+
+
+def get_audit(request: Request, user: CurrentUser) -> AuditTrail:
+    return AuditTrail(audit.Actor(user.id, user.email, user.role), getattr(request.state, "request_id", None))
+
+
+AuditDep = Annotated[AuditTrail, Depends(get_audit)]
