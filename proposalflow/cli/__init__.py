@@ -12,6 +12,7 @@ from . import db, demo, ingest
 from . import kb
 from . import api, auth
 from . import enrich
+from . import proposals
 
 app = typer.Typer(
     name="proposalflow",
@@ -25,6 +26,7 @@ app.add_typer(ingest.app, name="ingest")
 app.add_typer(kb.app, name="kb")
 app.command("enrich")(enrich.enrich)
 app.command("demo")(demo.demo)
+proposals.register(app)  # propose, proposal show|revise|status|list
 app.command("token")(auth.token)
 app.command("api")(api.serve_api)
 

@@ -54,11 +54,22 @@ def knowledge_step(as_json: bool) -> dict:
     return {**summary, "search": {"query": question, "results": [p.__dict__ for p in passages]}}
 
 
+def propose_step(as_json: bool) -> dict:
+    """A proposal for every sample client, written by the offline composer (the batch flow)."""
+    from .proposals import report_batch
+
+    summary = run_flow("generate_proposal", "generate_proposals", offline=True)
+    if not as_json:
+        report_batch(summary)
+    return summary
+
+
 # (name, step) in pipeline order
 STEPS: list[tuple[str, Callable[[bool], dict]]] = [
     ("ingest", ingest_step),
     ("enrich", enrich_step),
     ("knowledge", knowledge_step),
+    ("propose", propose_step),
 ]
 
 

@@ -46,6 +46,7 @@ class GenerationResult:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     token_usage: dict = field(default_factory=dict)
+    reused: bool = False  # the same request had already been answered: that proposal, no new writing
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -58,28 +59,44 @@ class RevisionResult(GenerationResult):
 
 
 # --- generation --------------------------------------------------------------------------------------
-def generate(conn: psycopg.Connection, client_id: str, brief: str | None = None, template: str | None = None, *,
-             proposal_id: str | None = None, settings: Settings | None = None, writer: Writer | None = None,
-             retrieve: Callable | None = None, flow_run_id: str | None = None,
+def generate(conn: psycopg.Connection, client_id: str | None, brief: str | None = None, template: str | None = None,
+             *, proposal_id: str | None = None, new: bool = False, settings: Settings | None = None,
+             writer: Writer | None = None, retrieve: Callable | None = None, flow_run_id: str | None = None,
              on_progress: Progress | None = None) -> GenerationResult:
-    """Write a proposal for a client (or, with `proposal_id`, a new version of that proposal).
+    """Write a proposal for a client; with `proposal_id`, write a new version of that proposal instead.
 
-    An identical request whose run was interrupted (killed process, failed model) resumes from its
-    checkpoints: finished sections are not drafted again.
+    Idempotent: the same request (client, brief, template) that was already answered returns that
+    proposal (`reused`), unless `new` asks for another one. The same request whose run was
+    interrupted (killed process, failing model) resumes from its checkpoints: finished sections are
+    not drafted again.
     """
     settings = settings or get_settings()
     template_name = get_template(template).name
     brief = brief.strip() if brief and brief.strip() else None
+    base_version = None
     if proposal_id is not None:
-        owner, _ = store.client_of(conn, proposal_id)
+        owner, base_version = store.client_of(conn, proposal_id)
         if client_id and owner != str(client_id):
             raise ValidationFailed(f"proposal {proposal_id} belongs to another client",
                                    [{"field": "proposal_id", "message": "belongs to another client"}])
         client_id = owner
+    if not client_id:
+        raise ValidationFailed("name the client to write a proposal for", [{"field": "client_id", "message": "missing"}])
     facts = load_client(conn, client_id)  # NotFound before anything is written
+    key = store.request_key("generate", client_id=facts.id, proposal_id=proposal_id, base_version=base_version,
+                            template=template_name, brief=brief, new=new)
+    if proposal_id is None and not new:
+        done = store.completed_run(conn, key)
+        if done:
+            run_id, existing, version = done
+            record = store.get(conn, existing, version)
+            (on_progress or (lambda m: None))(f"already written: proposal {existing} version {version} "
+                                              "(ask for a new one to write another)")
+            result = _result(GenerationResult, {"saved": {"proposal_id": existing, "version": version}},
+                             record.content, store.Run(run_id, existing, facts.id, "generate", False, 0), False)
+            result.reused = True
+            return result
     writer = writer or make_writer(settings)
-    key = store.request_key("generate", client_id=facts.id, proposal_id=proposal_id, template=template_name,
-                            brief=brief)
     with _RunContext(conn, settings, retrieve) as ctx:
         run = store.start_run(conn, ctx.run_conn, kind="generate", key=key, client_id=facts.id,
                               proposal_id=proposal_id, brief=brief, template=template_name, flow_run_id=flow_run_id)

@@ -98,6 +98,16 @@ def start_run(conn: psycopg.Connection, lock_conn: psycopg.Connection, *, kind: 
     return Run(run_id, proposal_id, client_id, kind, False, 1)
 
 
+def completed_run(conn: psycopg.Connection, key: str) -> tuple[str, str, int] | None:
+    """(run id, proposal id, version) of the latest completed run of this request whose proposal is still
+    in use (not archived) — an identical request then returns it instead of writing another proposal."""
+    row = conn.execute(
+        """SELECT r.id, r.proposal_id, r.version FROM proposal_runs r JOIN proposals p ON p.id = r.proposal_id
+            WHERE r.request_key = %s AND r.status = 'completed' AND p.status <> 'archived'
+            ORDER BY r.finished_at DESC LIMIT 1""", (key,)).fetchone()
+    return (str(row[0]), str(row[1]), row[2]) if row else None
+
+
 def fail_run(conn: psycopg.Connection, run: Run, error: str) -> None:
     """The run stopped on an error: record it; a first generation marks its proposal 'failed'."""
     with conn.transaction():
@@ -210,6 +220,11 @@ def list_proposals(conn: psycopg.Connection, *, client_id: str | None = None, st
         {"client": client_id, "status": status, "limit": limit, "offset": offset}).fetchall()
     return [dict(zip(("id", "client_id", "client_name", "status", "version", "title", "doc_link", "created_at",
                       "updated_at"), (str(r[0]), str(r[1]), *r[2:]))) for r in rows]
+
+
+def client_ids(conn: psycopg.Connection) -> list[str]:
+    """Every client, by name: what a batch generation covers when it is given no list."""
+    return [str(r[0]) for r in conn.execute("SELECT id FROM clients ORDER BY name, id")]
 
 
 def client_of(conn: psycopg.Connection, proposal_id: str) -> tuple[str, int]:

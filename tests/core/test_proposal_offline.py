@@ -61,11 +61,21 @@ def test_a_client_without_enrichment_still_gets_a_proposal(kb):
     assert content.chunk_ids() and "Brightleaf Dental Group" in content.title
 
 
-def test_same_input_gives_the_same_offline_proposal(kb):
+def test_the_same_request_again_returns_that_proposal_and_new_writes_another_identical_one(kb):
     cid = client_id(kb, "Copperline Manufacturing")
-    first = service.get(kb, service.generate(kb, cid, settings=OFFLINE).proposal_id).content
-    second = service.get(kb, service.generate(kb, cid, settings=OFFLINE).proposal_id).content
-    assert first.to_markdown() == second.to_markdown()
+    first = service.generate(kb, cid, brief="A new website", settings=OFFLINE)
+    again = service.generate(kb, cid, brief="  A new website ", settings=OFFLINE)
+    assert again.reused and (again.proposal_id, again.version) == (first.proposal_id, 1)
+    other = service.generate(kb, cid, brief="A new website", new=True, settings=OFFLINE)
+    assert other.proposal_id != first.proposal_id and not other.reused
+    # the offline composer is deterministic: the same inputs give the same words
+    assert service.get(kb, first.proposal_id).content.to_markdown() == \
+        service.get(kb, other.proposal_id).content.to_markdown()
+    regenerated = service.generate(kb, None, proposal_id=first.proposal_id, template="short", settings=OFFLINE)
+    assert (regenerated.proposal_id, regenerated.version) == (first.proposal_id, 2)
+    assert [s.id for s in service.get(kb, first.proposal_id).content.sections] == \
+        ["understanding", "approach", "pricing", "next_steps"]
+    assert kb.execute("SELECT count(*) FROM proposals").fetchone()[0] == 2
 
 
 def test_offline_revisions_over_two_turns(kb):
