@@ -13,6 +13,7 @@ from . import kb
 from . import api, auth
 from . import enrich
 from . import proposals
+from . import deliver, google
 
 app = typer.Typer(
     name="proposalflow",
@@ -29,6 +30,8 @@ app.command("demo")(demo.demo)
 proposals.register(app)  # propose, proposal show|revise|status|list
 app.command("token")(auth.token)
 app.command("api")(api.serve_api)
+app.command("deliver")(deliver.deliver)
+app.add_typer(google.app, name="google")
 
 
 def main() -> None:

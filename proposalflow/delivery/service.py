@@ -131,6 +131,14 @@ def ensure_client_folder(conn: psycopg.Connection, target: DeliveryTarget, job: 
     """The client's folder: remembered on the client (Google), else found by its tag, else created.
     Two deliveries for one client at once take turns (an advisory lock on the client)."""
     records.require_autocommit(conn)
+    try:
+        return _client_folder(conn, target, job)
+    except Exception as exc:
+        records.fail_delivery(conn, job.delivery_id, f"folder: {type(exc).__name__}: {exc}")
+        raise
+
+
+def _client_folder(conn: psycopg.Connection, target: DeliveryTarget, job: DeliveryJob) -> dict:
     if target.remembers_folder:
         remembered = conn.execute("SELECT drive_folder_id FROM clients WHERE id = %s", (job.client_id,)).fetchone()
         if remembered and remembered[0]:
