@@ -1,5 +1,5 @@
 """One router per resource; `ROUTERS` is what the app includes, in this order."""
 
-from . import clients, health, users
+from . import clients, flows, health, runs, users
 
-ROUTERS = [health.router, clients.router, users.router]
+ROUTERS = [health.router, clients.router, flows.router, runs.router, users.router]
