@@ -64,12 +64,33 @@ def propose_step(as_json: bool) -> dict:
     return summary
 
 
+def deliver_step(as_json: bool) -> dict:
+    """Approve the demo's proposals through the status machine (draft → in_review → approved) and
+    deliver them with the local exporters: .docx/.html under exports/, an .eml each in the outbox."""
+    from ..database import connect
+    from ..proposals import status
+    from .deliver import report_batch_delivery
+
+    with connect(autocommit=True) as conn:
+        rows = conn.execute("SELECT id, status FROM proposals WHERE content IS NOT NULL AND status IN "
+                            "('draft', 'in_review', 'approved', 'sent') ORDER BY created_at, id").fetchall()
+        for proposal_id, current in rows:
+            for step in {"draft": ("in_review", "approved"), "in_review": ("approved",)}.get(current, ()):
+                status.transition(conn, str(proposal_id), step, actor="demo", note="approved by the demo")
+    summary = run_flow("deliver_proposal", "deliver_proposals", proposal_ids=[str(r[0]) for r in rows],
+                       target="local")
+    if not as_json:
+        report_batch_delivery(summary)
+    return summary
+
+
 # (name, step) in pipeline order
 STEPS: list[tuple[str, Callable[[bool], dict]]] = [
     ("ingest", ingest_step),
     ("enrich", enrich_step),
     ("knowledge", knowledge_step),
     ("propose", propose_step),
+    ("deliver", deliver_step),
 ]
 
 

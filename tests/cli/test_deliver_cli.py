@@ -124,3 +124,22 @@ def test_google_auth_without_a_key_refuses_before_any_browser(cli_env, tmp_path)
     result = run_cli(["google", "auth", "--client-secrets", str(tmp_path / "x.json"), "--no-browser"], cli_env,
                      check=False)
     assert result.returncode == 1 and "PROPOSALFLOW_FERNET_KEY is not set" in result.stderr
+
+
+def test_the_demo_step_approves_through_the_status_machine_and_delivers_locally(db, prefect_api_url, capsys):
+    from proposalflow.cli.demo import deliver_step
+    from proposalflow.proposals import status as machine
+
+    drafted = make_proposal(db, state="draft")
+    reviewed = make_proposal(db, state="in_review", client_name="Brightleaf Dental Group")
+    summary = deliver_step(False)
+    assert (summary["delivered"], summary["already_delivered"], summary["failed"]) == (2, 0, 0)
+    printed = capsys.readouterr().out
+    for report in summary["deliveries"]:
+        assert report["target"] == "local" and all(Path(f).is_file() and f in printed for f in report["files"])
+    assert [(h["from"], h["to"], h["actor"]) for h in machine.history(db, drafted)][-3:] == \
+        [("draft", "in_review", "demo"), ("in_review", "approved", "demo"), ("approved", "sent", "delivery")]
+    assert machine.current_status(db, reviewed) == "sent"
+
+    again = deliver_step(True)
+    assert (again["delivered"], again["already_delivered"]) == (0, 2)
