@@ -100,8 +100,15 @@ class ScriptedModel:
         self._lock = threading.Lock()
 
     def __call__(self, request):
+        """json_schema structured output, or the same answer as a tool call (function calling)."""
+        if request.tools:
+            name = request.tools[0]["function"]["name"]
+            answer = self.answer(name, request)
+            return {"tool_call": {"name": name, "arguments": answer["content"]}}
         fmt = request.body.get("response_format") or {}
-        schema = fmt.get("json_schema", {}).get("name")
+        return self.answer(fmt.get("json_schema", {}).get("name"), request)
+
+    def answer(self, schema, request):
         text = request.text
         if schema == "Outline":
             ids = re.findall(r"^- id (\w+): ([^—\n]+) —", text, flags=re.M)

@@ -59,7 +59,7 @@ def make_writer(settings: Settings | None = None, *, timeout: float | None = Non
     model = make_chat_model(settings, **kwargs)
     if model is None:
         return OfflineComposer()
-    return ModelWriter(model, settings.llm_model)
+    return ModelWriter(model, settings.llm_model, method=getattr(settings, "llm_structured_method", "json_schema"))
 
 
 # --- drafts as plain dicts ----------------------------------------------------------------------------
@@ -101,9 +101,10 @@ class ModelWriter:
 
     offline = False
 
-    def __init__(self, model, model_name: str):
+    def __init__(self, model, model_name: str, method: str = "json_schema"):
         self._model = model
         self._name = model_name
+        self._method = method  # "json_schema", or "function_calling" for servers without json_schema
         self._runnables: dict[type, Any] = {}
         self._lock = threading.Lock()
         self._models_used: set[str] = set()
@@ -122,15 +123,20 @@ class ModelWriter:
 
                 models = ([self._model.runnable, *self._model.fallbacks]
                           if isinstance(self._model, RunnableWithFallbacks) else [self._model])
-                chains = [m.with_structured_output(schema, method="json_schema", include_raw=True) for m in models]
+                chains = [m.with_structured_output(schema, method=self._method, include_raw=True) for m in models]
                 self._runnables[schema] = chains[0].with_fallbacks(chains[1:]) if len(chains) > 1 else chains[0]
             return self._runnables[schema]
 
     def _ask(self, schema: type, messages: list[tuple[str, str]]):
         answer = self._structured(schema).invoke(messages)
         raw = answer["raw"]
-        if answer.get("parsing_error") is not None:
-            raise answer["parsing_error"]  # a malformed answer: the node's retry policy asks again
+        if answer.get("parsing_error") is not None:  # a malformed answer: the node's retry policy asks again
+            from langchain_core.exceptions import OutputParserException
+
+            error = answer["parsing_error"]
+            if isinstance(error, OutputParserException):
+                raise error
+            raise OutputParserException(f"{schema.__name__}: {error}") from error
         parsed = answer["parsed"]
         if parsed is None:
             from langchain_core.exceptions import OutputParserException

@@ -184,3 +184,12 @@ def _writer(server, **kwargs):
     from proposalflow.proposals.writers import make_writer
 
     return make_writer(llm_settings(server), **kwargs)
+
+
+def test_function_calling_for_servers_without_json_schema(kb):
+    model = ScriptedModel()
+    with OpenAIServer(model) as server:
+        settings = llm_settings(server, PROPOSALFLOW_LLM_STRUCTURED_METHOD="function_calling")
+        result = service.generate(kb, client_id(kb, "Northwind Logistics"), template="short", settings=settings)
+        assert all(body.get("tools") and "response_format" not in body for _, body in server.requests)
+    assert result.sections == 4 and result.citations > 0
