@@ -41,5 +41,5 @@ def embed_knowledge(folder: str | None = None, urls: list[str] | None = None, fi
         summary.add(embed_sources(batch))
     if prune:
         summary.pruned = len(prune_documents(folder, summary.seen))
-    totals = finish_knowledge_base()
+    totals = finish_knowledge_base(changed=bool(summary.embedded or summary.pruned or reembed))
     return {**summary.as_dict(), "totals": totals}

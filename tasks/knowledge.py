@@ -35,7 +35,9 @@ def prepare_knowledge_base(reembed: bool = False) -> str:
             stale = store.start_reembedding(conn, model)
             get_run_logger().info("re-embedding %d documents with %s (was %s)", stale, model, recorded)
         elif not reembed:
-            store.bind_model(conn, model)
+            store.bind_model(conn, model, indexes=False)
+            if store.defer_indexes_if_empty(conn):
+                get_run_logger().info("first load: the HNSW and full-text indexes are built once, at the end")
     return str(model)
 
 
@@ -100,10 +102,13 @@ def prune_documents(folder: str, seen: list[str]) -> list[str]:
 
 @task(name="finish-knowledge-base", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_transient,
       cache_policy=NO_CACHE)
-def finish_knowledge_base() -> dict:
-    """Make sure the HNSW index exists (re-embedding drops it and builds it once at the end)."""
+def finish_knowledge_base(changed: bool) -> dict:
+    """Build the HNSW and full-text indexes if they are missing (first loads and re-embedding
+    build them once, at the end); recount the search terms if anything changed."""
     with connect(autocommit=True) as conn:
         store.bind_model(conn, embedding_model(make_embedder()))
+        if changed:
+            store.refresh_terms(conn)
         return store.counts(conn)
 
 

@@ -175,7 +175,8 @@ def add_documents(conn: psycopg.Connection, embedder: Embeddings, sources: Itera
     """Embed any number of sources, batch by batch; unchanged ones are skipped, failures recorded."""
     chunk_settings = chunk_settings or ChunkSettings()
     model = embedding_model(embedder)
-    store.bind_model(conn, model)
+    store.bind_model(conn, model, indexes=False)
+    store.defer_indexes_if_empty(conn)  # a first load builds its indexes once, at the end
     chunked_with = signature(model, chunk_settings)
     summary = KnowledgeSummary()
     for batch in batched(sources, batch_documents):
@@ -183,6 +184,9 @@ def add_documents(conn: psycopg.Connection, embedder: Embeddings, sources: Itera
                                   reader=reader, flow_run_id=flow_run_id))
         if on_progress:
             on_progress(summary.documents)
+    store.bind_model(conn, model)  # builds the indexes if they are missing
+    if summary.embedded:
+        store.refresh_terms(conn)
     return summary
 
 
@@ -269,6 +273,7 @@ def reembed(conn: psycopg.Connection, embedder: Embeddings, *, chunk_settings: C
         if on_progress:
             on_progress(summary.documents)
     store.bind_model(conn, model)  # builds the HNSW index if re-embedding dropped it
+    store.refresh_terms(conn)
     return summary
 
 

@@ -5,7 +5,10 @@
   index scan and could return fewer than N rows; `hnsw.iterative_scan = relaxed_order` makes it
   keep scanning until N rows pass the filter (the outer query re-sorts by exact distance).
 - Full-text part: the N best chunks by `ts_rank` for an OR of the query's stemmed words (the
-  GIN index on the generated `tsv` column; headings weigh more than body text).
+  GIN index on the generated `tsv` column; headings weigh more than body text). Only the
+  question's rarest words are kept — rarest first, while the chunks they occur in add up to at
+  most TEXT_MATCH_BUDGET (counts from `knowledge_terms`) — so common words, which BM25-style
+  scoring would weigh little anyway, cannot make one query rank most of the table.
 - Reciprocal rank fusion: score = Σ 1 / (60 + rank) over the two lists.
 
 A chunk's id is stable while its document is unchanged (unchanged documents are never
@@ -29,6 +32,7 @@ RRF_K = 60
 MIN_CANDIDATES = 40
 EF_SEARCH = 100
 MAX_K = 100
+TEXT_MATCH_BUDGET = 3000  # chunks the full-text part may rank, at most (see text_query)
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,12 @@ WITH vector_hits AS MATERIALIZED (
 ), vector_ranked AS (
     SELECT id, row_number() OVER (ORDER BY distance, id) AS rank FROM vector_hits
 ), text_query AS (
-    SELECT (SELECT string_agg(quote_literal(lexeme), ' | ') FROM unnest(to_tsvector('english', %(query)s)))::tsquery AS q
+    -- the question's rarest words, while the chunks they occur in add up to at most the budget
+    SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS q
+      FROM (SELECT w.lexeme, sum(coalesce(t.chunks, 0)) OVER (ORDER BY coalesce(t.chunks, 0), w.lexeme) AS cumulative
+              FROM unnest(to_tsvector('english', %(query)s)) w
+              LEFT JOIN knowledge_terms t ON t.lexeme = w.lexeme) words
+     WHERE cumulative <= %(budget)s
 ), text_ranked AS (
     SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS rank
       FROM (SELECT c.id, ts_rank(c.tsv, t.q) AS rank
@@ -103,7 +112,7 @@ def search(conn: psycopg.Connection, embedder: Embeddings, query: str, k: int = 
                              text_filter="AND c.category = %(category)s" if category is not None else "")
         rows = conn.execute(sql, {
             "vector": vector, "query": query, "category": category, "n": candidates, "k": k,
-            "rrf_k": RRF_K,
+            "rrf_k": RRF_K, "budget": TEXT_MATCH_BUDGET,
         }).fetchall()
     return [Passage(r[0], r[1], r[2], r[3], r[4], r[5], float(r[6])) for r in rows]
 

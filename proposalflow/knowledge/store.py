@@ -22,6 +22,7 @@ from .documents import Document
 from .embedders import EmbeddingModel
 
 HNSW_INDEX = "knowledge_chunks_embedding_hnsw"
+GIN_INDEX = "knowledge_chunks_tsv_idx"  # created by sql/0010; dropped and rebuilt around first loads
 MAX_VECTOR_INDEX_DIMENSIONS = 2000  # pgvector's HNSW limit for `vector`; longer ones are indexed as halfvec
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
@@ -73,10 +74,11 @@ def check_model(conn: psycopg.Connection, model: EmbeddingModel) -> EmbeddingMod
     return recorded
 
 
-def bind_model(conn: psycopg.Connection, model: EmbeddingModel) -> None:
-    """Record `model` if none is, fixing the column to vector(N) and building the HNSW index.
-    Refuses a different model than the recorded one. Safe to call concurrently and repeatedly."""
-    if check_model(conn, model) is not None and _index_exists(conn):
+def bind_model(conn: psycopg.Connection, model: EmbeddingModel, *, indexes: bool = True) -> None:
+    """Record `model` if none is, fixing the column to vector(N); with `indexes`, build the HNSW and
+    GIN indexes if they are missing. Refuses a different model than the recorded one.
+    Safe to call concurrently and repeatedly."""
+    if check_model(conn, model) is not None and (not indexes or _indexes_exist(conn)):
         return
     with conn.transaction():
         conn.execute("LOCK TABLE knowledge_embedding_model IN EXCLUSIVE MODE")
@@ -85,20 +87,37 @@ def bind_model(conn: psycopg.Connection, model: EmbeddingModel) -> None:
             conn.execute("INSERT INTO knowledge_embedding_model (provider, model, dimension) VALUES (%s, %s, %s)",
                          (model.provider, model.name, model.dimension))
             conn.execute(f"ALTER TABLE knowledge_chunks ALTER COLUMN embedding TYPE vector({model.dimension})")
-        build_index(conn, model.dimension)
+        if indexes:
+            build_indexes(conn, model.dimension)
 
 
-def build_index(conn: psycopg.Connection, dimension: int) -> None:
-    conn.execute("SET LOCAL maintenance_work_mem = '512MB'")  # the graph is built in memory: much faster
+def build_indexes(conn: psycopg.Connection, dimension: int) -> None:
+    conn.execute("SET LOCAL maintenance_work_mem = '512MB'")  # the HNSW graph is built in memory: much faster
     conn.execute(
         f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON knowledge_chunks USING hnsw "
         f"({vector_expression(dimension)} {distance_operator_class(dimension)}) "
         f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
     )
+    conn.execute(f"CREATE INDEX IF NOT EXISTS {GIN_INDEX} ON knowledge_chunks USING gin (tsv)")
 
 
-def _index_exists(conn: psycopg.Connection) -> bool:
-    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (HNSW_INDEX,)).fetchone()[0]
+def defer_indexes_if_empty(conn: psycopg.Connection) -> bool:
+    """Before a first load into an empty knowledge base: drop the HNSW and GIN indexes, so that
+    `bind_model` builds them once after the load — about 8× faster than maintaining HNSW row by
+    row. A populated knowledge base keeps its indexes (readers rely on them). Returns whether it
+    dropped them. Until they are rebuilt, searches are exact scans: slower, never wrong."""
+    with conn.transaction():
+        conn.execute("LOCK TABLE knowledge_chunks IN SHARE ROW EXCLUSIVE MODE")
+        if conn.execute("SELECT EXISTS (SELECT 1 FROM knowledge_chunks)").fetchone()[0]:
+            return False
+        conn.execute(f"DROP INDEX IF EXISTS {HNSW_INDEX}")
+        conn.execute(f"DROP INDEX IF EXISTS {GIN_INDEX}")
+    return True
+
+
+def _indexes_exist(conn: psycopg.Connection) -> bool:
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+                        (HNSW_INDEX, GIN_INDEX)).fetchone()[0]
 
 
 def start_reembedding(conn: psycopg.Connection, model: EmbeddingModel) -> int:
@@ -107,6 +126,7 @@ def start_reembedding(conn: psycopg.Connection, model: EmbeddingModel) -> int:
     with conn.transaction():
         conn.execute("LOCK TABLE knowledge_embedding_model IN EXCLUSIVE MODE")
         conn.execute(f"DROP INDEX IF EXISTS {HNSW_INDEX}")
+        conn.execute(f"DROP INDEX IF EXISTS {GIN_INDEX}")
         conn.execute("TRUNCATE knowledge_chunks")
         conn.execute(f"ALTER TABLE knowledge_chunks ALTER COLUMN embedding TYPE vector({model.dimension})")
         conn.execute("DELETE FROM knowledge_embedding_model")
@@ -239,6 +259,17 @@ def prune_documents(conn: psycopg.Connection, prefixes: Sequence[str], seen: Ite
                            AND NOT EXISTS (SELECT 1 FROM seen_sources s WHERE s.uri = f.source_uri)""",
                      (list(prefixes),))
     return sorted(r[0] for r in rows)
+
+
+def refresh_terms(conn: psycopg.Connection) -> int:
+    """Recount in how many chunks each lexeme occurs (knowledge_terms), in one transaction."""
+    with conn.transaction():
+        conn.execute("LOCK TABLE knowledge_terms IN EXCLUSIVE MODE")
+        conn.execute("DELETE FROM knowledge_terms")
+        conn.execute("INSERT INTO knowledge_terms (lexeme, chunks) "
+                     "SELECT word, ndoc FROM ts_stat('SELECT tsv FROM knowledge_chunks')")
+        conn.execute("INSERT INTO knowledge_terms (lexeme, chunks) SELECT '', count(*) FROM knowledge_chunks")
+        return conn.execute("SELECT count(*) - 1 FROM knowledge_terms").fetchone()[0]
 
 
 def counts(conn: psycopg.Connection) -> dict:
