@@ -1,0 +1,186 @@
+"""/api/knowledge: documents embedded on write, hybrid search, uploads → file store → searchable."""
+
+import io
+import zipfile
+
+import pytest
+from fastapi.testclient import TestClient
+
+from proposalflow import audit
+from proposalflow.filestore import LocalFileStore, SupabaseFileStore, store_file
+from tests.fakes.supabase_storage import StorageServer
+
+from .conftest import auth, make_settings
+
+SERVICE_KEY = "service-role-key-for-the-local-storage-server"
+PRICING = ("# Pricing\n\nOur website redesign packages start at EUR 12,000 for up to twenty pages. "
+           "Hosting and maintenance cost EUR 300 per month.\n")
+SEO = ("# Search engine optimisation\n\nWe audit technical SEO, fix crawl errors and write content briefs "
+       "that rank. A typical engagement lasts three months.\n")
+
+
+def test_documents_are_searchable_as_soon_as_they_are_written(api, editor, viewer, db):
+    created = api.post("/api/knowledge", json={"title": "Pricing", "category": "Pricing", "content": PRICING,
+                                               "metadata": {"owner": "sales"}}, headers=editor)
+    assert created.status_code == 201, created.text
+    document = created.json()
+    assert document["category"] == "pricing" and document["chunk_count"] >= 1 and document["embedded_at"]
+    assert document["source_uri"].startswith("api://knowledge/") and created.headers["location"].endswith(document["id"])
+    api.post("/api/knowledge", json={"title": "SEO", "category": "services", "content": SEO}, headers=editor)
+
+    hits = api.get("/api/knowledge/search", params={"q": "how much does a website redesign cost", "k": 2},
+                   headers=viewer).json()
+    assert hits[0]["document_id"] == document["id"] and "EUR 12,000" in hits[0]["text"]
+    only_services = api.get("/api/knowledge/search", params={"q": "website redesign cost", "category": "services"},
+                            headers=viewer).json()
+    assert {h["category"] for h in only_services} == {"services"}
+
+    # replace: new words, new chunks; the old words are no longer found
+    replaced = api.put(f"/api/knowledge/{document['id']}", json={"title": "Pricing 2027", "category": "pricing",
+                                                                  "content": "# Pricing\n\nRetainers from EUR 5,000."},
+                       headers=editor)
+    assert replaced.status_code == 200 and replaced.json()["content_hash"] != document["content_hash"]
+    texts = [h["text"] for h in api.get("/api/knowledge/search", params={"q": "retainer", "k": 5}, headers=viewer).json()]
+    assert any("EUR 5,000" in t for t in texts) and not any("EUR 12,000" in t for t in texts)
+
+    deleted = api.delete(f"/api/knowledge/{document['id']}", headers=editor)
+    assert deleted.status_code == 200 and deleted.json()["chunks_deleted"] >= 1
+    assert db.execute("SELECT count(*) FROM knowledge_chunks WHERE document_id = %s", (document["id"],)).fetchone()[0] == 0
+    assert [e.action for e in audit.entries(db, resource="knowledge", resource_id=document["id"])] == \
+        ["delete", "update", "create"]
+
+
+def test_list_filters_sorts_and_pages(api, editor, viewer):
+    for i in range(7):
+        api.post("/api/knowledge", json={"title": f"Case study {i}", "category": "case-studies" if i % 2 else "services",
+                                         "content": f"Client {i} grew revenue by {i * 10} percent."}, headers=editor)
+    first = api.get("/api/knowledge", params={"limit": 3, "sort": "-title"}, headers=viewer).json()
+    second = api.get("/api/knowledge", params={"limit": 3, "sort": "-title", "cursor": first["next_cursor"]},
+                     headers=viewer).json()
+    titles = [d["title"] for d in first["items"] + second["items"]]
+    assert titles == [f"Case study {i}" for i in range(6, 0, -1)]
+    assert "content" not in first["items"][0] and first["items"][0]["excerpt"].startswith("Client 6")
+    case_studies = api.get("/api/knowledge", params={"category": "case-studies"}, headers=viewer).json()["items"]
+    assert len(case_studies) == 3
+
+
+def test_empty_or_unknown_input_is_refused(api, editor, viewer):
+    assert api.post("/api/knowledge", json={"title": "x", "content": "   "}, headers=editor).status_code == 422
+    assert api.post("/api/knowledge", json={"title": "x", "content": "y", "chunk_count": 9},
+                    headers=editor).status_code == 422
+    assert api.get("/api/knowledge/search", params={"q": ""}, headers=viewer).status_code == 422
+    assert api.get("/api/knowledge/search", params={"q": "x", "k": 0}, headers=viewer).status_code == 422
+    assert api.post("/api/knowledge", json={"title": "x", "content": "y"}, headers=viewer).status_code == 403
+
+
+def docx_bytes(text: str) -> bytes:
+    from docx import Document
+
+    buffer = io.BytesIO()
+    document = Document()
+    document.add_heading("Case study: Acme", 1)
+    document.add_paragraph(text)
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def test_upload_keeps_the_original_and_makes_it_searchable(api, editor, viewer, api_settings, db):
+    files = {"file": ("acme-case-study.docx", docx_bytes("Acme doubled its qualified leads in six weeks."),
+                      "application/vnd.openxmlformats-officedocument.wordprocessingml.document")}
+    response = api.post("/api/knowledge/upload", files=files, data={"category": "case-studies"}, headers=editor)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["status"] == "embedded" and body["document"]["source_uri"] == "upload://acme-case-study.docx"
+    assert body["original"]["uri"].startswith("file://") and body["document"]["metadata"]["original"]["sha256"]
+    stored = api_settings.home_dir / "files" / body["original"]["key"]
+    assert stored.read_bytes()[:2] == b"PK"
+
+    hits = api.get("/api/knowledge/search", params={"q": "qualified leads", "k": 1}, headers=viewer).json()
+    assert hits[0]["document_id"] == body["document"]["id"]
+    original = api.get(f"/api/knowledge/{body['document']['id']}/original", headers=viewer)
+    assert original.status_code == 200 and original.content == stored.read_bytes()
+    assert 'filename="acme-case-study.docx"' in original.headers["content-disposition"]
+
+    again = api.post("/api/knowledge/upload", files=files, data={"category": "case-studies"}, headers=editor).json()
+    assert again["status"] == "unchanged" and again["document"]["id"] == body["document"]["id"]
+    assert [e.action for e in audit.entries(db, resource="knowledge")] == ["upload", "upload"]
+
+
+@pytest.mark.parametrize("name, content, content_type, status", [
+    ("virus.exe", b"MZ\x90\x00", "application/octet-stream", 415),
+    ("fake.pdf", b"<html>not a pdf</html>", "application/pdf", 415),
+    ("notes.md", b"# Notes\n\x00\x01binary", "text/markdown", 415),
+    ("notes.md", b"# Notes", "application/pdf", 415),
+    ("empty.txt", b"", "text/plain", 422),
+])
+def test_upload_refuses_wrong_types(api, editor, name, content, content_type, status):
+    response = api.post("/api/knowledge/upload", files={"file": (name, content, content_type)}, headers=editor)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_upload_size_limit_is_413_and_uploads_have_their_own_rate_limit(db_url):
+    from api.main import create_app
+
+    settings = make_settings(PROPOSALFLOW_UPLOAD_MAX_BYTES="2048", PROPOSALFLOW_RATE_LIMIT_UPLOADS="3/minute")
+    with TestClient(create_app(settings)) as api:
+        editor = auth("editor")
+        big = api.post("/api/knowledge/upload", files={"file": ("big.txt", b"word " * 1000, "text/plain")}, headers=editor)
+        assert big.status_code == 413 and big.json()["type"] == "https://proposalflow.dev/problems/payload-too-large"
+        huge = api.post("/api/knowledge/upload", files={"file": ("huge.txt", b"w" * 200_000, "text/plain")}, headers=editor)
+        assert huge.status_code == 413  # refused from Content-Length, before reading the body
+        for name in ("ok.txt", "ok1.txt"):  # the 3rd and 4th attempts (the Content-Length refusal never counted)
+            assert api.post("/api/knowledge/upload", files={"file": (name, b"small notes", "text/plain")},
+                            headers=editor).status_code == 201
+        limited = api.post("/api/knowledge/upload", files={"file": ("ok2.txt", b"more notes", "text/plain")},
+                           headers=editor)
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        # a JSON body over the general limit (1 MiB by default) is refused too
+        too_long = api.post("/api/knowledge", json={"title": "x", "content": "y" * (1 << 20)}, headers=editor)
+        assert too_long.status_code == 413
+
+
+def test_supabase_storage_keeps_uploaded_originals(db_url, tmp_path):
+    """SUPABASE_URL + service key: the originals go to Supabase Storage through the supabase client."""
+    from api.main import create_app
+
+    with StorageServer(SERVICE_KEY) as storage:
+        settings = make_settings(SUPABASE_URL=storage.url, SUPABASE_SERVICE_ROLE_KEY=SERVICE_KEY,
+                                 PROPOSALFLOW_STORAGE_BUCKET="knowledge-originals")
+        with TestClient(create_app(settings)) as api:
+            response = api.post("/api/knowledge/upload", files={"file": ("Pricing Notes.md", PRICING.encode(), "text/markdown")},
+                                headers=auth("editor"))
+            assert response.status_code == 201, response.text
+            original = response.json()["original"]
+            assert original["uri"] == f"storage://knowledge-originals/{original['key']}"
+            assert storage.buckets.keys() == {"knowledge-originals"}  # created on first use
+            assert storage.objects[("knowledge-originals", original["key"])][0] == PRICING.encode()
+            assert original["key"].endswith("/pricing-notes.md")
+            download = api.get(f"/api/knowledge/{response.json()['document']['id']}/original", headers=auth("viewer"))
+            assert download.content == PRICING.encode()
+
+
+def test_file_stores_directly(tmp_path):
+    source = tmp_path / "a.txt"
+    source.write_bytes(b"hello")
+    local = LocalFileStore(tmp_path / "store")
+    stored = store_file(local, source, "../../etc/passwd", "text/plain")
+    assert stored.key.startswith("uploads/") and stored.key.endswith("/passwd") and local.get(stored.key) == b"hello"
+    assert store_file(local, source, "a.txt", "text/plain").key != stored.key.replace("passwd", "x")
+    local.delete(stored.key)
+    with StorageServer(SERVICE_KEY) as storage:
+        remote = SupabaseFileStore(storage.url, SERVICE_KEY, "b")
+        key = store_file(remote, source, "a.txt", "text/plain").key
+        assert remote.get(key) == b"hello"
+        remote.delete(key)
+        assert storage.objects == {}
+        from proposalflow.errors import IntegrationFailed, NotFound
+
+        with pytest.raises(NotFound):
+            remote.get(key)
+        with pytest.raises(IntegrationFailed, match="403"):
+            SupabaseFileStore(storage.url, "wrong-key", "b").put("x/y.txt", source, "text/plain")
+
+
+def test_zipfile_sanity():  # the docx helper really makes a zip container
+    assert zipfile.is_zipfile(io.BytesIO(docx_bytes("x")))
