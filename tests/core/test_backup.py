@@ -96,3 +96,8 @@ def test_programs_match_the_server_major_version(db):
         assert backup.choose_programs(programs.major).major == programs.major
     with pytest.raises(ConfigurationError, match="no pg_dump/pg_restore of version 99"):
         backup.choose_programs(99)
+
+
+def test_a_database_without_extensions_or_tables_backs_up(empty_database_url, tmp_path):
+    result = backup.backup_database(empty_database_url, tmp_path / "backups", keep=1)
+    assert result["tables"] == {} and result["verified_entries"] >= 0
