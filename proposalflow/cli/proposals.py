@@ -183,7 +183,8 @@ def report_batch(summary: dict, shown: int = 10) -> None:
     out.print(f"[bold]Proposals[/]: {summary['generated']} written, {summary['reused']} already there, "
               f"{summary['failed']} failed", highlight=False)
     table = Table(title=f"First {min(shown, len(proposals))} of {len(proposals)}", title_justify="left")
-    for column in ("proposal", "title", "sections", "sources", "warnings"):
+    table.add_column("proposal", no_wrap=True, min_width=36)
+    for column in ("title", "sections", "sources", "warnings"):
         table.add_column(column)
     for p in proposals[:shown]:
         table.add_row(p["proposal_id"], p["title"], str(p["sections"]), str(p["citations"]), str(len(p["warnings"])))

@@ -95,14 +95,14 @@ class OfflineComposer:
                 sentences.append(summary if summary.lower().startswith(name.lower()) else f"{name}: {summary.rstrip('.')}.")
                 citations.append(fact_citation(client, "summary"))
             details = []
-            for field, phrase in (("industry", "You work in {}"), ("target_customers", "serving {}"),
+            for field, phrase in (("industry", "in {}"), ("target_customers", "serving {}"),
                                   ("locations", "from {}"), ("company_size", "with a team of {}")):
                 value = client.text(field) if field in ("locations",) else _lower(client.items(field))
                 if value and client.citation(field):
                     details.append(phrase.format(value))
                     citations.append(fact_citation(client, field))
             if details:
-                sentences.append(", ".join(details) + ".")
+                sentences.append("You work " + ", ".join(details) + ".")
             services = _lower(client.items("services"))
             if services and client.citation("services"):
                 sentences.append(f"Your offer today includes {services}.")

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Annotated, Any, Callable, Iterable, TypedDict
 
-from .checks import cited_chunk_ids, drop_unresolved, section_problems
+from .checks import PLACEHOLDER, cited_chunk_ids, drop_unresolved, section_problems
 from .facts import ClientFacts
 from .schema import (ClientRef, GenerationMetadata, Paragraph, ProposalContent, Section, TokenUsage)
 from .templates import PRICING_CATEGORY, PlannedSection, get_template
@@ -273,6 +273,9 @@ class _Nodes:
         warnings = list(state.get("warnings") or [])
         present = {d["id"] for d in ordered}
         warnings += [f"{s['heading']}: the section is missing" for s in state["outline"] if s["id"] not in present]
+        placeholders = sorted({m.group(0) for m in PLACEHOLDER.finditer(f"{title}\n{summary}")})
+        if placeholders:
+            warnings.append("title or executive summary: placeholder text: " + ", ".join(map(repr, placeholders)))
         writer = self.deps.writer
         return ProposalContent(
             title=title, executive_summary=summary,

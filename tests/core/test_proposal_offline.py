@@ -99,3 +99,14 @@ def test_offline_revisions_over_two_turns(kb):
     status.transition(kb, first.proposal_id, "archived")
     with pytest.raises(IllegalTransition, match="can no longer change"):
         service.revise(kb, first.proposal_id, "Make it shorter", settings=OFFLINE)
+
+
+def test_an_empty_proposal_created_first_is_filled_by_generation(kb):
+    cid = client_id(kb, "Brightleaf Dental Group")
+    empty = str(kb.execute("INSERT INTO proposals (client_id, status, brief, template) VALUES (%s, 'draft', "
+                           "'Local SEO for three clinics', 'short') RETURNING id", (cid,)).fetchone()[0])
+    assert service.get(kb, empty).content is None
+    result = service.generate(kb, cid, "Local SEO for three clinics", "short", proposal_id=empty, settings=OFFLINE)
+    record = service.get(kb, empty)
+    assert (result.proposal_id, result.version, record.status) == (empty, 1, "draft")
+    assert record.content.metadata.template == "short" and record.versions == [1]
