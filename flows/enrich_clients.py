@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from prefect import flow, unmapped
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from proposalflow.enrichment.enrich import combine
 from proposalflow.errors import IntegrationFailed
@@ -12,7 +13,10 @@ from proposalflow.settings import get_settings
 from tasks.enrichment import enrich_client_batch, select_clients_to_enrich
 
 
-@flow(name="enrich-clients")
+BATCHES_AT_ONCE = 4  # each batch holds two database connections and its own client threads
+
+
+@flow(name="enrich-clients", task_runner=ThreadPoolTaskRunner(max_workers=BATCHES_AT_ONCE))
 def enrich_clients(client_ids: list[str] | None = None, stale_days: int = 30, limit: int | None = None) -> dict:
     """Enrich the given clients, or those never enriched, last failed, or enriched more than
     `stale_days` ago (at most `limit`). Batches run concurrently; the reader's rate limits are

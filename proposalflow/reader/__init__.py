@@ -51,12 +51,14 @@ def make_reader(settings: Settings | None = None, *, cache: DatabaseCache | None
     settings = settings or get_settings()
     stats = stats or ReaderStats()
     guard = UrlGuard.from_settings(settings)
+    jina = settings.reader_provider == "jina"
+    # one set of limits for both readers, so a fallback to direct spends the same per-site budget
+    limits = limits or shared_limits(settings.reader_host_rate, settings.reader_host_burst,
+                                     settings.reader_concurrency, settings.jina_requests_per_minute if jina else None)
     direct = DirectReader(settings, guard=guard, stats=stats, limits=limits)
     reader: Reader = direct
-    if settings.reader_provider == "jina":
-        jina_limits = limits or shared_limits(settings.reader_host_rate, settings.reader_host_burst,
-                                              settings.reader_concurrency, settings.jina_requests_per_minute)
-        reader = FallbackReader(JinaReader(settings, guard=guard, stats=stats, limits=jina_limits), direct, stats)
+    if jina:
+        reader = FallbackReader(JinaReader(settings, guard=guard, stats=stats, limits=limits), direct, stats)
     if cache is not None:
         reader = CachedReader(reader, cache, stats)
     return reader
