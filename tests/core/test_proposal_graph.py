@@ -31,17 +31,14 @@ def llm_settings(server, **extra) -> Settings:
 
 
 def test_sections_are_drafted_in_parallel_from_the_model(kb):
-    model = ScriptedModel(draft_seconds=0.6)
+    model = ScriptedModel(draft_seconds=1.0)
     with OpenAIServer(model) as server:
-        started = time.perf_counter()
         result = service.generate(kb, client_id(kb, "Northwind Logistics"), brief="More shipper leads.",
                                   settings=llm_settings(server))
-        elapsed = time.perf_counter() - started
     assert not result.offline and result.model == "gpt-4o"
     assert sorted(model.drafted) == sorted(["understanding", "approach", "services", "evidence", "pricing",
                                             "next_steps"])
-    assert model.max_in_flight >= 4  # the drafts overlapped at the server
-    assert elapsed < 6 * 0.6  # well under the time of six drafts one after another
+    assert model.max_in_flight >= 4  # the drafts overlapped at the server (timing-free: the machine may be busy)
     content = service.get(kb, result.proposal_id).content
     assert content.metadata.token_usage.calls == 8  # plan + 6 sections + summary
     assert content.metadata.token_usage.total_tokens > 0
