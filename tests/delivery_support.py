@@ -31,7 +31,8 @@ def make_content(client_id: str, client_name: str, title: str = "Route optimisat
             ]),
             Section(id="pricing", heading=HEADINGS[2], kind="pricing", paragraphs=[
                 Paragraph(text="1. Discovery: $18,000\n2. Pilot: $42,000",
-                          citations=[ChunkCitation(chunk_id=9, title="Rate card")]),
+                          citations=[ChunkCitation(chunk_id=9, title="Rate card",
+                                                   source_uri="file:///srv/knowledge/rate-card.md")]),
             ]),
         ],
         metadata=GenerationMetadata(model="offline composer — no language model wrote this", offline=True,

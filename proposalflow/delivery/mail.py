@@ -138,7 +138,7 @@ def send_smtp(message: EmailMessage, url: str, *, timeout: float = 30.0, attempt
     """Send through SMTP. Temporary failures (4xx replies, network errors) are retried with backoff;
     a permanent refusal (5xx) raises IntegrationRejected."""
     endpoint = parse_smtp_url(url)
-    last = ""
+    last, surely_unsent = "", True  # stays True while every failure was a refusal or a failed connect
     for attempt in range(1, attempts + 1):
         try:
             return _send_once(message, endpoint, timeout)
@@ -149,16 +149,27 @@ def send_smtp(message: EmailMessage, url: str, *, timeout: float = 30.0, attempt
                 sleep(backoff_delay(attempt, base=1.0))
                 continue
             if 400 <= exc.smtp_code < 500:
-                raise IntegrationFailed(f"SMTP {endpoint.display}: {exc.smtp_code} {text}") from exc
+                raise _unsent(IntegrationFailed(f"SMTP {endpoint.display}: {exc.smtp_code} {text}"), surely_unsent) from exc
             raise IntegrationRejected(f"SMTP {endpoint.display} refused the message: {exc.smtp_code} {text}") from exc
         except smtplib.SMTPRecipientsRefused as exc:
             raise IntegrationRejected(f"SMTP {endpoint.display} refused the recipients: {exc.recipients}") from exc
         except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, socket.timeout, OSError) as exc:
             last = f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, (ConnectionRefusedError, smtplib.SMTPConnectError, socket.gaierror)):
+                surely_unsent = False  # the connection broke somewhere: the message may have gone
             if attempt < attempts:
                 sleep(backoff_delay(attempt, base=1.0))
                 continue
-    raise IntegrationFailed(f"SMTP {endpoint.display}: not sent after {attempts} attempts ({last})")
+    raise _unsent(IntegrationFailed(f"SMTP {endpoint.display}: not sent after {attempts} attempts ({last})"),
+                  surely_unsent)
+
+
+def _unsent(exc: IntegrationFailed, surely_unsent: bool) -> IntegrationFailed:
+    """Mark a transient failure after which the message was certainly not accepted (so a later
+    attempt may send it without asking whether it went out)."""
+    if surely_unsent:
+        exc.side_effect_possible = False
+    return exc
 
 
 def _send_once(message: EmailMessage, endpoint: SmtpEndpoint, timeout: float) -> dict:

@@ -12,8 +12,9 @@ autocommit mode.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -84,8 +85,7 @@ def once(conn: psycopg.Connection, delivery_id: str, step: str, key: str, make: 
          find: Callable[[], dict | None] | None = None) -> StepOutcome:
     """Make the side effect of `step` at most once per key (see the module's doc)."""
     require_autocommit(conn)
-    conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
-    try:
+    with key_lock(conn, key):
         existing = step_state(conn, delivery_id, step)
         if existing and existing[0] == "done":
             return StepOutcome(existing[1] or {}, made=False)
@@ -108,6 +108,20 @@ def once(conn: psycopg.Connection, delivery_id: str, step: str, key: str, make: 
             raise
         _done(conn, delivery_id, step, result)
         return StepOutcome(result, made=True)
+
+
+@contextmanager
+def key_lock(conn: psycopg.Connection, key: str) -> Iterator[None]:
+    """A session advisory lock on `key`: two runs of the same step take turns, and a crashed run's
+    lock goes away with its connection. Not behind a transaction pooler (Supabase, port 6543), where
+    a session lock could be left behind on a pooled backend: there the step goes unlocked — a crash
+    is still safe, but two runs of the same step at the same moment are not kept apart."""
+    if conn.info.port == 6543 or "pooler.supabase.com" in (conn.info.host or ""):
+        yield
+        return
+    conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
+    try:
+        yield
     finally:
         conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
 
@@ -115,6 +129,8 @@ def once(conn: psycopg.Connection, delivery_id: str, step: str, key: str, make: 
 def definitely_not_made(exc: BaseException) -> bool:
     """A refusal (the service answered no, or our own settings/input stopped it) — unlike a 5xx after
     retries, a lost connection or a killed process, after which the side effect may exist."""
+    if getattr(exc, "side_effect_possible", None) is False:
+        return True  # e.g. an SMTP server that refused the connection or the message
     return isinstance(exc, ProposalflowError) and not isinstance(exc, IntegrationFailed)
 
 

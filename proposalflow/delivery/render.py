@@ -2,8 +2,9 @@
 converts into a Google Doc) and .docx (python-docx).
 
 Both use the content model's derived `body` (Markdown with `[n]` citation markers) and numbered
-`references`: nothing is numbered here. Markdown is parsed with markdown-it (CommonMark, raw HTML
-off: a model's words never become markup).
+`references`: nothing is numbered here. These documents go to the client, so a reference shows its
+title and, when it has one, its public web link — not knowledge-base file paths or chunk ids.
+Markdown is parsed with markdown-it (CommonMark, raw HTML off: a model's words never become markup).
 """
 
 from __future__ import annotations
@@ -54,11 +55,9 @@ def render_html(content: ProposalContent, *, version: int | None = None) -> str:
         parts += [f'<h2 id="{e(section.id)}">{e(section.heading)}</h2>', _markdown_html(section.body)]
     if content.references:
         parts += ["<h2>References</h2>", "<ol>"]
-        for ref in content.references:
-            label = e(ref.label) + (f" (chunk {ref.chunk_id})" if ref.chunk_id is not None else "")
-            link = f' — <a href="{e(ref.url, quote=True)}">{e(ref.url)}</a>' if ref.url and _safe_url(ref.url) else \
-                (f" — {e(ref.url)}" if ref.url else "")
-            parts.append(f'<li id="ref-{ref.number}">{label}{link}</li>')
+        for ref in content.references:  # the client sees a source's title and its public link, not our file paths
+            link = f' — <a href="{e(ref.url, quote=True)}">{e(ref.url)}</a>' if _public(ref.url) else ""
+            parts.append(f'<li id="ref-{ref.number}">{e(ref.label)}{link}</li>')
         parts.append("</ol>")
     if content.offline:
         parts.append(f'<p class="note">Written by the {e(OFFLINE_MODEL)}.</p>')
@@ -68,6 +67,11 @@ def render_html(content: ProposalContent, *, version: int | None = None) -> str:
 
 def _safe_url(url: str) -> bool:
     return url.lower().startswith(("http://", "https://", "mailto:"))
+
+
+def _public(url: str | None) -> bool:
+    """A reference link worth showing a client: a web address (not a file:// path of our knowledge base)."""
+    return bool(url) and url.lower().startswith(("http://", "https://"))
 
 
 # ── DOCX ────────────────────────────────────────────────────────────────────────────────────────
@@ -91,11 +95,10 @@ def render_docx(content: ProposalContent, path: Path, *, version: int | None = N
         document.add_heading("References", level=1)
         for ref in content.references:
             paragraph = document.add_paragraph(style="List Number")
-            paragraph.add_run(f"[{ref.number}] {ref.label}" +
-                              (f" (chunk {ref.chunk_id})" if ref.chunk_id is not None else ""))
-            if ref.url:
+            paragraph.add_run(f"[{ref.number}] {ref.label}")
+            if _public(ref.url):
                 paragraph.add_run(" — ")
-                _add_hyperlink(paragraph, ref.url, ref.url) if _safe_url(ref.url) else paragraph.add_run(ref.url)
+                _add_hyperlink(paragraph, ref.url, ref.url)
     if content.offline:
         note = document.add_paragraph()
         note.add_run(f"Written by the {OFFLINE_MODEL}.").italic = True

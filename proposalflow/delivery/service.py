@@ -30,7 +30,7 @@ from ..proposals.schema import ProposalContent
 from ..settings import Settings, get_settings
 from . import records
 from .mail import build_message, load_template, message_id_for, render_email, summary_of
-from .targets import DeliveryJob, DeliveryTarget
+from .targets import DeliveryJob, DeliveryTarget, FolderMissing
 
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
@@ -100,18 +100,18 @@ def plan_delivery(conn: psycopg.Connection, proposal_id: str, *, target: str, se
                     already_delivered=True, previous={**(existing["result"] or {}), "mail_state": existing["mail_state"]})
     completed_draft = bool(existing and existing["status"] == "completed")  # only the send is left to do
     if not completed_draft and state != proposal_status.ProposalStatus.APPROVED:
-        raise IllegalTransition(
-            f"proposal {pid} is '{state}': only approved proposals are delivered"
-            + (f" (approve it first: proposalflow proposal status {pid} approved)"
-               if state in ("draft", "in_review") else ""),
-            state, proposal_status.ProposalStatus.SENT.value)
+        hint = {"draft": f" (approve it first: proposalflow proposal status {pid} approved)",
+                "in_review": f" (approve it first: proposalflow proposal status {pid} approved)",
+                "sent": f" — version {version} was already delivered, not to '{target}'"}.get(state, "")
+        raise IllegalTransition(f"proposal {pid} is '{state}': only approved proposals are delivered{hint}",
+                                state, proposal_status.ProposalStatus.SENT.value)
     recipient = (contact or {}).get("email")
     if not recipient or not _EMAIL.match(str(recipient)):
         raise ValidationFailed(f"client '{client_name}' ({client_id}) has no valid contact email "
                                f"(contact_info.email = {recipient!r}): the proposal's email needs a recipient",
                                [{"field": "contact_info.email", "message": "missing or invalid"}])
     delivery_id, _, created = records.open_delivery(conn, pid, version, target, flow_run_id=flow_run_id)
-    if not created:
+    if not created and not completed_draft:  # a completed draft stays completed if sending it fails
         records.restart_delivery(conn, delivery_id, flow_run_id)
     return _job(delivery_id, pid, version, target, send, client_id, client_name, contact, folder_id, content)
 
@@ -143,9 +143,7 @@ def _client_folder(conn: psycopg.Connection, target: DeliveryTarget, job: Delive
         remembered = conn.execute("SELECT drive_folder_id FROM clients WHERE id = %s", (job.client_id,)).fetchone()
         if remembered and remembered[0]:
             return {"folder_id": remembered[0], "made": False}
-    lock = f"client-folder:{target.name}:{job.client_id}"
-    conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (lock,))
-    try:
+    with records.key_lock(conn, f"client-folder:{target.name}:{job.client_id}"):
         if target.remembers_folder:
             remembered = conn.execute("SELECT drive_folder_id FROM clients WHERE id = %s", (job.client_id,)).fetchone()
             if remembered and remembered[0]:
@@ -157,14 +155,23 @@ def _client_folder(conn: psycopg.Connection, target: DeliveryTarget, job: Delive
         if target.remembers_folder:
             conn.execute("UPDATE clients SET drive_folder_id = %s WHERE id = %s", (folder["folder_id"], job.client_id))
         return {**folder, "made": made}
-    finally:
-        conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (lock,))
 
 
 def create_document(conn: psycopg.Connection, target: DeliveryTarget, job: DeliveryJob, folder: dict) -> dict:
     key = job.key("document")
-    outcome = _once(conn, job, "document", lambda: target.create_document(job, _clean(folder), key),
-                    lambda: target.find_document(job, key))
+
+    def make() -> dict:
+        parent = _clean(folder)
+        try:
+            document = target.create_document(job, parent, key)
+        except FolderMissing:  # the remembered folder was deleted or trashed: forget it, find or make a new one
+            conn.execute("UPDATE clients SET drive_folder_id = NULL WHERE id = %s AND drive_folder_id = %s",
+                         (job.client_id, folder.get("folder_id")))
+            parent = _clean(_client_folder(conn, target, job))
+            document = target.create_document(job, parent, key)
+        return {**document, "folder_id": parent["folder_id"]} if parent.get("folder_id") else document
+
+    outcome = _once(conn, job, "document", make, lambda: target.find_document(job, key))
     return {**outcome.result, "made": outcome.made}
 
 
@@ -232,7 +239,7 @@ def finish_delivery(conn: psycopg.Connection, job: DeliveryJob, *, folder: dict,
     metadata = {"target": job.target, "version": job.version, "mail_state": mail_state,
                 "delivered_at": report["delivered_at"], "delivery_id": job.delivery_id}
     if job.target == "google":
-        metadata.update(drive_folder_id=folder.get("folder_id"), drive_file_id=document.get("id"),
+        metadata.update(drive_folder_id=document.get("folder_id") or folder.get("folder_id"), drive_file_id=document.get("id"),
                         gmail_draft_id=message.get("draft_id"), gmail_message_id=(sent or {}).get("gmail_message_id")
                         or message.get("gmail_message_id"), message_id=message.get("message_id"))
     else:

@@ -12,9 +12,15 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Protocol
 
+from ..errors import IntegrationRejected
 from ..proposals.schema import ProposalContent
 
 STEPS = ("document", "share", "message", "send")
+
+
+class FolderMissing(IntegrationRejected):
+    """The client's remembered folder is gone (deleted or trashed by someone): the service forgets it
+    and makes the document in a new one."""
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from ..errors import GoogleAuthorizationFailed, IntegrationFailed, IntegrationRe
 from ..http import backoff_delay, retry_after_seconds
 from .google_credentials import SCOPES
 from .render import render_html
-from .targets import DeliveryJob
+from .targets import DeliveryJob, FolderMissing
 
 FOLDER_TYPE = "application/vnd.google-apps.folder"
 DOC_TYPE = "application/vnd.google-apps.document"
@@ -97,11 +97,16 @@ class GoogleWorkspace:
         body = {"name": f"{job.title} (v{job.version})", "mimeType": DOC_TYPE, "parents": [folder["folder_id"]],
                 "appProperties": {KEY_PROPERTY: key, "proposalflow_version": str(job.version)},
                 "description": f"proposalflow proposal {job.proposal_id}, version {job.version}"}
-        return self._create(
-            lambda: self.drive.files().create(
-                body=body, media_body=MediaInMemoryUpload(html, mimetype="text/html", resumable=False),
-                fields="id,name,webViewLink", supportsAllDrives=True),
-            lambda: self.find_document(job, key), self._document, "create the Google Doc")
+        try:
+            return self._create(
+                lambda: self.drive.files().create(
+                    body=body, media_body=MediaInMemoryUpload(html, mimetype="text/html", resumable=False),
+                    fields="id,name,webViewLink", supportsAllDrives=True),
+                lambda: self.find_document(job, key), self._document, "create the Google Doc")
+        except IntegrationRejected as exc:
+            if getattr(exc, "status", None) == 404 and folder["folder_id"] in str(exc):
+                raise FolderMissing(f"the Drive folder {folder['folder_id']} of client {job.client_id} is gone") from exc
+            raise
 
     @staticmethod
     def _document(item: dict) -> dict:
@@ -245,8 +250,10 @@ class GoogleWorkspace:
         if status == 401:
             return GoogleAuthorizationFailed(f"Google refused to {what}: 401 {exc.reason} — the credentials are not "
                                              "valid any more; run `proposalflow google auth` again")
-        return IntegrationRejected(f"Google refused to {what}: HTTP {status} {exc.reason}"
-                                   + (f" ({', '.join(sorted(reasons))})" if reasons else ""))
+        rejected = IntegrationRejected(f"Google refused to {what}: HTTP {status} {exc.reason}"
+                                       + (f" ({', '.join(sorted(reasons))})" if reasons else ""))
+        rejected.status = status
+        return rejected
 
 
 def _reasons(exc) -> set[str]:

@@ -316,3 +316,18 @@ def test_stored_oauth_consent_is_encrypted_and_its_refresh_token_is_exchanged(db
                                                    "drive.files.create upload (multipart)", "gmail.drafts.create"]
     # with only the stored consent, Google is the default target
     assert service.target_name(db, oauth.model_copy(update={"delivery": None})) == "google"
+
+
+def test_a_remembered_folder_that_was_deleted_is_replaced(db, settings):
+    pid = make_proposal(db)
+    client = db.execute("SELECT client_id FROM proposals WHERE id = %s", (pid,)).fetchone()[0]
+    db.execute("UPDATE clients SET drive_folder_id = 'folder-gone' WHERE id = %s", (client,))
+    google = Google(settings, [TOKEN, http_error(404, "notFound", "File not found: folder-gone."), EMPTY_LIST, FOLDER,
+                               DOC, DRAFT])
+    report = service.deliver(db, pid, target=google.target, settings=settings)
+    assert [r[1] for r in google.requests] == [
+        "token", "drive.files.create upload (multipart)", "drive.files.list folder", "drive.files.create folder",
+        "drive.files.create upload (multipart)", "gmail.drafts.create"]
+    assert db.execute("SELECT drive_folder_id FROM clients WHERE id = %s", (client,)).fetchone()[0] == "folder-1"
+    assert report["document"]["id"] == "doc-1"
+    assert db.execute("SELECT metadata->'delivery'->>'drive_folder_id' FROM proposals").fetchone()[0] == "folder-1"

@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from proposalflow.delivery import service
-from proposalflow.errors import ConfigurationError, IllegalTransition, NotFound, ValidationFailed
+from proposalflow.errors import ConfigurationError, IllegalTransition, IntegrationFailed, NotFound, ValidationFailed
 from proposalflow.proposals import status
 from proposalflow.settings import Settings
 from tests.delivery_support import HEADINGS, make_client, make_proposal
@@ -44,7 +44,10 @@ def test_local_delivery_writes_docx_html_and_eml_and_moves_the_proposal_to_sent(
     assert bullets == ["Seasonal peaks", "Manual dispatch", "Ageing telematics"]
     assert any("Northwind runs 140 trucks" in p.text and "[1]" in p.text for p in document.paragraphs)
 
+    references = [p.text for p in document.paragraphs if p.style.name == "List Number"][-3:]
+    assert references[-1] == "[3] Rate card"  # the client sees the source's title, not our file path
     html = html_path.read_text()
+    assert "file:///srv" not in html and "chunk" not in html
     assert "<h2 id=\"approach\">Approach</h2>" in html and '<a href="#ref-1">[1]</a>' in html
     assert '<a href="https://agency.example/cases/logistics">' in html
 
@@ -136,3 +139,31 @@ def test_send_through_smtp_after_a_temporary_failure_then_never_again(db, settin
     assert received.envelope_to == ["maria@northwind.example"]
     assert received.message["Subject"] == "Proposal: Route optimisation for Northwind"
     assert db.execute("SELECT mail_state FROM deliveries").fetchone()[0] == "sent"
+
+
+def test_delivery_tables_have_row_level_security_and_credentials_are_unreadable_through_rest(db):
+    rls = dict(db.execute("SELECT relname, relrowsecurity FROM pg_class WHERE relname IN "
+                          "('deliveries', 'delivery_steps', 'google_credentials')").fetchall())
+    assert rls == {"deliveries": True, "delivery_steps": True, "google_credentials": True}
+    policies = {(r[0], r[1]) for r in db.execute(
+        "SELECT c.relname, p.polname FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid "
+        "WHERE c.relname IN ('deliveries', 'delivery_steps', 'google_credentials')")}
+    assert not {p for p in policies if p[0] == "google_credentials"}  # no policy: no REST caller sees a row
+    if db.execute("SELECT to_regprocedure('public.protect_table(regclass, text, text)') IS NOT NULL").fetchone()[0]:
+        assert ("deliveries", "pf_read") in policies and ("delivery_steps", "pf_read") in policies
+
+
+def test_a_send_that_cannot_connect_leaves_the_draft_delivered_and_can_be_tried_again(db, settings):
+    pid = make_proposal(db)
+    service.deliver(db, pid, settings=settings)
+    with SmtpServer() as server:
+        port = server.server.server_address[1]
+    closed = settings.model_copy(update={"allow_send": True, "smtp_url": SecretStr(f"smtp://127.0.0.1:{port}")})
+    with pytest.raises(IntegrationFailed, match="not sent after 3 attempts.*Connection refused"):
+        service.deliver(db, pid, send=True, settings=closed)
+    assert db.execute("SELECT status, mail_state FROM deliveries").fetchone() == ("completed", "draft")
+    assert service.deliver(db, pid, settings=settings)["already_delivered"] is True
+    with SmtpServer() as server:
+        sent = service.deliver(db, pid, send=True,
+                               settings=closed.model_copy(update={"smtp_url": SecretStr(server.url)}))
+    assert sent["mail_state"] == "sent" and len(server.messages) == 1  # refused before: safe to send now
