@@ -175,11 +175,12 @@ def test_per_site_rate_and_global_concurrency_hold_under_load():
         for t in threads:
             t.join()
     assert server.max_in_flight <= 3
-    for site in sites:
+    for site in sites:  # 10 requests/s per site, burst 1, as the server saw them
         times = sorted(t for _, t in site.requests)
         assert len(times) == 8
-        gaps = [b - a for a, b in zip(times, times[1:])]
-        assert min(gaps) >= 0.1 - 0.01, gaps  # 10 requests/s per site, burst 1
+        busiest = max(sum(1 for t in times if start <= t <= start + 0.3) for start in times)
+        assert busiest <= 4, times  # unlimited, two threads put all 8 within ~0.2 s
+        assert times[-1] - times[0] >= 0.55, times  # 7 intervals of 0.1 s, less connection set-up jitter
 
 
 def test_the_cache_serves_fresh_pages_and_refetches_expired_ones(server, db):
