@@ -331,3 +331,66 @@ def test_a_remembered_folder_that_was_deleted_is_replaced(db, settings):
     assert db.execute("SELECT drive_folder_id FROM clients WHERE id = %s", (client,)).fetchone()[0] == "folder-1"
     assert report["document"]["id"] == "doc-1"
     assert db.execute("SELECT metadata->'delivery'->>'drive_folder_id' FROM proposals").fetchone()[0] == "folder-1"
+
+
+KILLED_RUN = """
+import json, sys, time
+import psycopg
+from googleapiclient.http import HttpMockSequence
+from proposalflow.delivery import service
+from proposalflow.delivery.google_credentials import authorized_http, service_account_credentials
+from proposalflow.delivery.workspace import GoogleWorkspace
+from proposalflow.settings import Settings
+
+db_url, proposal_id, key_file, marker = sys.argv[1:5]
+responses = json.loads(sys.stdin.read())
+
+class GoogleThatHangsOnTheDraft(HttpMockSequence):
+    def request(self, uri, method="GET", body=None, headers=None, redirections=1, connection_type=None):
+        if "/gmail/v1/users/me/drafts" in uri:
+            open(marker, "w").write("draft request sent")
+            time.sleep(300)  # killed here: the Doc is made and recorded, the draft is in flight
+        return super().request(uri, method, body, headers, redirections, connection_type)
+
+settings = Settings(DATABASE_URL=db_url, PROPOSALFLOW_DELIVERY="google", GOOGLE_APPLICATION_CREDENTIALS=key_file,
+                    PROPOSALFLOW_GOOGLE_SUBJECT="sales@agency.example")
+credentials = service_account_credentials(settings.google_application_credentials, settings.google_subject)
+target = GoogleWorkspace(authorized_http(credentials, timeout=5, http=GoogleThatHangsOnTheDraft(responses)),
+                         requests_per_second=1000)
+with psycopg.connect(db_url, autocommit=True) as conn:
+    service.deliver(conn, proposal_id, target=target, settings=settings)
+"""
+
+
+def test_a_process_killed_while_the_draft_is_in_flight_then_rerun_makes_one_doc_and_one_draft(db, db_url, settings,
+                                                                                          tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid = make_proposal(db)
+    marker = tmp_path / "draft-requested"
+    process = subprocess.Popen([sys.executable, "-c", KILLED_RUN, db_url, pid,
+                                str(settings.google_application_credentials), str(marker)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdin.write(json.dumps([TOKEN, EMPTY_LIST, FOLDER, DOC]))
+    process.stdin.close()
+    deadline = time.monotonic() + 120
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.exists(), process.stderr.read()
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    steps = dict(db.execute("SELECT step, state FROM delivery_steps").fetchall())
+    assert steps == {"document": "done", "message": "pending"}
+    assert db.execute("SELECT status FROM deliveries").fetchone()[0] == "running"
+
+    rerun = Google(settings, [TOKEN, ({"status": "200"}, json.dumps({"resultSizeEstimate": 0})), DRAFT])
+    report = service.deliver(db, pid, target=rerun.target, settings=settings)
+    # the Doc is not made again; the draft might have been, so it is looked up by its Message-ID first
+    assert [r[1] for r in rerun.requests] == ["token", "gmail.drafts.list", "gmail.drafts.create"]
+    query = parse_qs(urlsplit(rerun.mock.request_sequence[1][0]).query)["q"][0]
+    assert query == f"rfc822msgid:proposal.{pid}.v1.google.message@proposalflow"
+    assert report["document"]["id"] == "doc-1" and report["made"] == ["message"]
+    assert status.current_status(db, pid) == "sent"
