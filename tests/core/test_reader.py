@@ -201,8 +201,8 @@ def test_the_cache_serves_fresh_pages_and_refetches_expired_ones(server, db):
 # --- Jina Reader ------------------------------------------------------------------------------------
 
 def jina_settings(jina: JinaServer, **overrides) -> Settings:
-    return settings(PROPOSALFLOW_READER="jina", JINA_API_KEY="jina-test-key", JINA_READER_URL=jina.base_url,
-                    PROPOSALFLOW_JINA_RPM=6000, **overrides)
+    return settings(**{"PROPOSALFLOW_READER": "jina", "JINA_API_KEY": "jina-test-key", "JINA_READER_URL": jina.base_url,
+                       "PROPOSALFLOW_JINA_RPM": 6000, **overrides})
 
 
 def test_jina_reader_reads_its_json_format_with_the_documented_headers(server):
@@ -275,3 +275,16 @@ def test_stats_are_shared_across_the_layers(server, db):
         reader.read(site.url("/"))
         reader.read(site.url("/"))
     assert (stats.fallbacks, stats.cache_hits, stats.fetched, stats.requests) == (1, 1, 1, 2)
+
+
+def test_jina_requests_per_minute_are_respected_across_sites(server):
+    sites = [server.add_site(company_pages()) for _ in range(3)]
+    with JinaServer() as jina:
+        reader = reader_for(jina_settings(jina, PROPOSALFLOW_JINA_RPM=120))  # 2 per second, over all sites
+        started = time.monotonic()
+        threads = [threading.Thread(target=reader.read, args=(site.url("/"),)) for site in sites]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert len(jina.requests) == 3 and time.monotonic() - started >= 0.95
