@@ -93,8 +93,9 @@ def render_docx(content: ProposalContent, path: Path, *, version: int | None = N
         _add_markdown(document, section.body)
     if content.references:
         document.add_heading("References", level=1)
-        for ref in content.references:
-            paragraph = document.add_paragraph(style="List Number")
+        for ref in content.references:  # numbered by the text: [n], as the markers in the sections
+            paragraph = document.add_paragraph()
+            paragraph.paragraph_format.space_after = 0
             paragraph.add_run(f"[{ref.number}] {ref.label}")
             if _public(ref.url):
                 paragraph.add_run(" — ")
@@ -111,16 +112,20 @@ def _add_markdown(document, text: str) -> None:
     """Block tokens of CommonMark → docx paragraphs (headings, paragraphs, bullet/numbered lists, quotes)."""
     tokens = _MD.parse(text)
     lists: list[str] = []  # stack of "bullet"/"ordered"
+    restart: list[int | None] = []  # per open list: the numbering instance that restarts an ordered list at 1
     heading_level: int | None = None
     quote = 0
     for token in tokens:
         kind = token.type
         if kind == "bullet_list_open":
             lists.append("bullet")
+            restart.append(None)
         elif kind == "ordered_list_open":
             lists.append("ordered")
+            restart.append(None)
         elif kind in ("bullet_list_close", "ordered_list_close"):
             lists.pop()
+            restart.pop()
         elif kind == "blockquote_open":
             quote += 1
         elif kind == "blockquote_close":
@@ -136,6 +141,10 @@ def _add_markdown(document, text: str) -> None:
                 depth = min(len(lists), 3)
                 base = "List Bullet" if lists[-1] == "bullet" else "List Number"
                 paragraph = document.add_paragraph(style=base if depth == 1 else f"{base} {depth}")
+                if lists[-1] == "ordered":
+                    if restart[-1] is None:
+                        restart[-1] = _restarted_numbering(document, paragraph.style)
+                    _set_numbering(paragraph, restart[-1])
             elif quote:
                 paragraph = document.add_paragraph(style="Quote")
             else:
@@ -145,6 +154,24 @@ def _add_markdown(document, text: str) -> None:
             paragraph = document.add_paragraph()
             run = paragraph.add_run(token.content.rstrip("\n"))
             run.font.name = "Courier New"
+
+
+def _restarted_numbering(document, style) -> int | None:
+    """A new numbering instance of `style`'s list that starts at 1: Word otherwise continues every
+    "List Number" paragraph of the document as one list (2., 3., … in the next section)."""
+    try:
+        num_id = style.element.pPr.numPr.numId.val
+        numbering = document.part.numbering_part.numbering_definitions._numbering
+        num = numbering.add_num(numbering.num_having_numId(num_id).abstractNumId.val)
+        num.add_lvlOverride(ilvl=0).add_startOverride(1)
+        return num.numId
+    except (AttributeError, KeyError):  # a template without list numbering: keep Word's default
+        return None
+
+
+def _set_numbering(paragraph, num_id: int | None) -> None:
+    if num_id is not None:
+        paragraph._p.get_or_add_pPr().get_or_add_numPr().get_or_add_numId().val = num_id
 
 
 def _add_inline(paragraph, children) -> None:

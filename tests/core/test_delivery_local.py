@@ -44,8 +44,15 @@ def test_local_delivery_writes_docx_html_and_eml_and_moves_the_proposal_to_sent(
     assert bullets == ["Seasonal peaks", "Manual dispatch", "Ageing telematics"]
     assert any("Northwind runs 140 trucks" in p.text and "[1]" in p.text for p in document.paragraphs)
 
-    references = [p.text for p in document.paragraphs if p.style.name == "List Number"][-3:]
-    assert references[-1] == "[3] Rate card"  # the client sees the source's title, not our file path
+    texts = [p.text for p in document.paragraphs]
+    references = texts[texts.index("References") + 1:][:3]
+    assert references == ["[1] client website (fleet size) — https://northwind.example/about",
+                          "[2] Logistics case study — https://agency.example/cases/logistics",
+                          "[3] Rate card"]  # the client sees the source's title, not our file path
+    numbered = [p for p in document.paragraphs if p.style.name == "List Number"]
+    assert [p.text for p in numbered] == ["Discovery: $18,000", "Pilot: $42,000 [3]"]
+    own_list = {p._p.pPr.numPr.numId.val for p in numbered}
+    assert len(own_list) == 1 and own_list != {document.styles["List Number"].element.pPr.numPr.numId.val}
     html = html_path.read_text()
     assert "file:///srv" not in html and "chunk" not in html
     assert "<h2 id=\"approach\">Approach</h2>" in html and '<a href="#ref-1">[1]</a>' in html
