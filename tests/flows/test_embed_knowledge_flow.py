@@ -62,3 +62,44 @@ def test_prune_without_a_folder_is_refused(db, prefect_api_url):
     state = embed_knowledge(files=["/nonexistent.md"], prune=True, return_state=True)
     with pytest.raises(ValidationFailed, match="--prune needs a folder"):
         state.result()
+
+
+def test_url_sources_are_read_through_the_web_reader(db, prefect_api_url, monkeypatch):
+    import http.server
+    import threading
+
+    page = ("<html><head><title>Brightpath careers</title></head><body><nav>Menu Home About</nav><main>"
+            "<h1>Careers at Brightpath</h1><p>" + "We hire senior paid-media specialists in Manchester. " * 6 +
+            "</p></main></body></html>").encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            if self.path != "/careers":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("content-type", "text/html; charset=utf-8")
+            self.send_header("content-length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("PROPOSALFLOW_ALLOW_PRIVATE_URLS", "true")
+    get_settings.cache_clear()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        summary = embed_knowledge(urls=[f"{base}/careers", f"{base}/gone"], category="team")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (summary["embedded"], summary["failed"]) == (1, 1)
+    assert summary["failures"][0]["source_uri"] == f"{base}/gone" and "404" in summary["failures"][0]["reason"]
+    title, category, text = db.execute(
+        "SELECT d.title, d.category, c.text FROM knowledge_base d JOIN knowledge_chunks c ON c.document_id = d.id"
+        " WHERE d.source_uri = %s", (f"{base}/careers",)).fetchone()
+    assert (title, category) == ("Brightpath careers", "team")
+    assert "senior paid-media specialists" in text and "Menu Home" not in text
