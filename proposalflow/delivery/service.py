@@ -87,17 +87,16 @@ def plan_delivery(conn: psycopg.Connection, proposal_id: str, *, target: str, se
     if content is None or version < 1:
         raise IllegalTransition(f"proposal {pid} has no content yet (status '{state}'): nothing to deliver",
                                 state, proposal_status.ProposalStatus.SENT.value)
+    existing = records.find_delivery(conn, pid, version, target)
+    if existing and existing["status"] == "completed" and (not send or existing["mail_state"] == "sent"):
+        return _job(existing["id"], pid, version, target, send, client_id, client_name, contact, folder_id, content,
+                    already_delivered=True, previous={**(existing["result"] or {}), "mail_state": existing["mail_state"]})
     if send and not settings.allow_send:
         raise ConfigurationError("sending is turned off: `--send` needs PROPOSALFLOW_ALLOW_SEND=true "
                                  "(without --send the email is left as a draft for a person to send)")
     if send and target == "local" and not settings.smtp_url:
         raise ConfigurationError("`--send` with the local exporters needs SMTP_URL (smtp://user:pass@host:587); "
                                  "without it the email stays in the outbox as an .eml")
-
-    existing = records.find_delivery(conn, pid, version, target)
-    if existing and existing["status"] == "completed" and (not send or existing["mail_state"] == "sent"):
-        return _job(existing["id"], pid, version, target, send, client_id, client_name, contact, folder_id, content,
-                    already_delivered=True, previous={**(existing["result"] or {}), "mail_state": existing["mail_state"]})
     completed_draft = bool(existing and existing["status"] == "completed")  # only the send is left to do
     if not completed_draft and state != proposal_status.ProposalStatus.APPROVED:
         hint = {"draft": f" (approve it first: proposalflow proposal status {pid} approved)",

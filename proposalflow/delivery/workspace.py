@@ -161,9 +161,12 @@ class GoogleWorkspace:
         return None
 
     def send_message(self, job: DeliveryJob, message: dict) -> dict:
-        sent = self._execute(self.gmail.users().drafts().send(userId="me", body={"id": message["draft_id"]}),
-                             "send the Gmail draft")
-        return {"sent": True, "gmail_message_id": sent.get("id"), "thread_id": sent.get("threadId")}
+        """drafts.send; after a 5xx or a lost connection, a draft that is gone was sent: not sent again."""
+        return self._create(lambda: self.gmail.users().drafts().send(userId="me", body={"id": message["draft_id"]}),
+                            lambda: self.find_sent(job, message),
+                            lambda sent: {"sent": True, "gmail_message_id": sent.get("id"),
+                                          "thread_id": sent.get("threadId")},
+                            "send the Gmail draft")
 
     # ── requests ────────────────────────────────────────────────────────────────────────────
     def _list(self, query: str, what: str) -> list[dict]:

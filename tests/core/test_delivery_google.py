@@ -394,3 +394,14 @@ def test_a_process_killed_while_the_draft_is_in_flight_then_rerun_makes_one_doc_
     assert query == f"rfc822msgid:proposal.{pid}.v1.google.message@proposalflow"
     assert report["document"]["id"] == "doc-1" and report["made"] == ["message"]
     assert status.current_status(db, pid) == "sent"
+
+
+def test_a_send_answered_503_is_checked_and_not_sent_twice(db, settings):
+    pid = make_proposal(db)
+    allowed = settings.model_copy(update={"allow_send": True})
+    gone = http_error(404, "notFound", "Requested entity was not found.")
+    google = Google(settings, [TOKEN, EMPTY_LIST, FOLDER, DOC, DRAFT, http_error(503, "backendError", "Backend Error"),
+                               gone])
+    report = service.deliver(db, pid, send=True, target=google.target, settings=allowed)
+    assert [r[1] for r in google.requests][-2:] == ["gmail.drafts.send", "/gmail/v1/users/me/drafts/draft-1"]
+    assert report["mail_state"] == "sent" and report["sent"]["note"] == "the draft was already sent"
