@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     proposal_batch_concurrency: int = Field(10, alias="PROPOSALFLOW_PROPOSAL_BATCH_CONCURRENCY", ge=1, le=64)  # proposals at once
     proposal_passages: int = Field(5, alias="PROPOSALFLOW_PROPOSAL_PASSAGES", ge=1, le=20)  # passages retrieved per section
     proposal_retry_seconds: float = Field(1.0, alias="PROPOSALFLOW_PROPOSAL_RETRY_SECONDS", ge=0)  # first node retry delay
+    llm_rpm: int = Field(3000, alias="PROPOSALFLOW_LLM_RPM", ge=1)  # chat requests per minute, per process (proposals)
 
     # embeddings
     embeddings: Literal["openai", "local"] | None = Field(None, alias="PROPOSALFLOW_EMBEDDINGS")

@@ -59,7 +59,34 @@ def make_writer(settings: Settings | None = None, *, timeout: float | None = Non
     model = make_chat_model(settings, **kwargs)
     if model is None:
         return OfflineComposer()
+    limiter = rate_limiter(settings.openai_base_url, getattr(settings, "llm_rpm", 3000))
+    for each in _models(model):
+        each.rate_limiter = limiter  # shared by every proposal this process writes (a batch, the API)
     return ModelWriter(model, settings.llm_model, method=getattr(settings, "llm_structured_method", "json_schema"))
+
+
+_limiters: dict[tuple, Any] = {}
+_limiters_lock = threading.Lock()
+
+
+def rate_limiter(base_url: str | None, requests_per_minute: int):
+    """One token bucket per (server, rate) and process: PROPOSALFLOW_LLM_RPM requests a minute, in bursts of
+    at most a second's worth."""
+    from langchain_core.rate_limiters import InMemoryRateLimiter
+
+    key = (base_url, requests_per_minute)
+    with _limiters_lock:
+        if key not in _limiters:
+            per_second = requests_per_minute / 60
+            _limiters[key] = InMemoryRateLimiter(requests_per_second=per_second, check_every_n_seconds=0.02,
+                                                 max_bucket_size=max(1.0, per_second))
+        return _limiters[key]
+
+
+def _models(model) -> list:
+    from langchain_core.runnables import RunnableWithFallbacks
+
+    return [model.runnable, *model.fallbacks] if isinstance(model, RunnableWithFallbacks) else [model]
 
 
 # --- drafts as plain dicts ----------------------------------------------------------------------------
@@ -119,10 +146,7 @@ class ModelWriter:
         `with_structured_output`."""
         with self._lock:
             if schema not in self._runnables:
-                from langchain_core.runnables import RunnableWithFallbacks
-
-                models = ([self._model.runnable, *self._model.fallbacks]
-                          if isinstance(self._model, RunnableWithFallbacks) else [self._model])
+                models = _models(self._model)
                 chains = [m.with_structured_output(schema, method=self._method, include_raw=True) for m in models]
                 self._runnables[schema] = chains[0].with_fallbacks(chains[1:]) if len(chains) > 1 else chains[0]
             return self._runnables[schema]

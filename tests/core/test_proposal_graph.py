@@ -190,3 +190,14 @@ def test_function_calling_for_servers_without_json_schema(kb):
         result = service.generate(kb, client_id(kb, "Northwind Logistics"), template="short", settings=settings)
         assert all(body.get("tools") and "response_format" not in body for _, body in server.requests)
     assert result.sections == 4 and result.citations > 0
+
+
+def test_model_calls_are_rate_limited(kb):
+    model = ScriptedModel()
+    with OpenAIServer(model) as server:
+        settings = llm_settings(server, PROPOSALFLOW_LLM_RPM=120)  # 2 a second, bursts of 2
+        started = time.perf_counter()
+        service.generate(kb, client_id(kb, "Brightleaf Dental Group"), template="short", settings=settings)
+        elapsed = time.perf_counter() - started
+        assert server.count("/chat/completions") == 6
+    assert elapsed >= 1.9  # 6 calls at 2/s with a bucket of 2: at least ~2 s whatever the machine
