@@ -1,7 +1,8 @@
 """The deterministic extractor (always runs): what pages state in structured form — schema.org
 JSON-LD, OpenGraph, meta tags —, contacts found by pattern (mailto:/tel: links, e-mail and phone
-patterns), social profile links, the page's own description, and headings of service and customer
-pages. Every value is recorded with the page it came from."""
+patterns), social profile links, the page's own description, headings of service and customer
+pages, and plain sentences such as "founded in 2011" or "a team of 85 people" (only where the
+structured data says nothing). Every value is recorded with the page it came from."""
 
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ CUSTOMER_PATHS = re.compile(r"(customers|clients|case-stud|cases|success-stories
 GENERIC_HEADINGS = re.compile(r"\b(our|services|solutions|products|customers|clients|case stud|testimonials|"
                               r"contact|about|get in touch|why|how we|what we|learn more|read more|newsletter)\b", re.I)
 HEADING = re.compile(r"^#{2,3}\s+(.+?)\s*#*\s*$", re.M)
+FOUNDED_TEXT = re.compile(r"\b(?:founded|established|incorporated)\b[^.\n]{0,40}?\b((?:18|19|20)\d{2})\b", re.I)
+SIZE_TEXT = re.compile(r"\b(\d{1,3}(?:,\d{3})?)\s*\+?\s+(?:employees|people|staff|team members|colleagues)\b", re.I)
 
 
 class FactCollector:
@@ -156,6 +159,12 @@ def extract_deterministic(pages: list[Page], *, website: str | None = None,
         for tech in TECHNOLOGIES:
             if re.search(rf"(?<![\w.]){re.escape(tech)}(?![\w])", page.content):
                 facts.add("technologies", tech, page)
+        founded = FOUNDED_TEXT.search(page.content)
+        if founded and int(founded.group(1)) <= page.fetched_at.year:
+            facts.add("founded", founded.group(1), page)
+        size = SIZE_TEXT.search(page.content)
+        if size:
+            facts.add("company_size", f"{size.group(1)} employees", page)
         path = urlsplit(page.final_url).path
         if page is not pages[0] and SERVICE_PATHS.search(path):
             for heading in _headings(page):

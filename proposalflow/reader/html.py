@@ -69,7 +69,7 @@ def parse_html(html: str, url: str) -> dict[str, Any]:
         bad.drop_tree()
     visible = _clean(tree.text_content()) or ""
     emails += EMAIL.findall(visible)
-    phones += _phones_in_text(visible)
+    phones = _phones_in_text(visible) + phones  # as written on the page first, then tel: links
 
     title = _clean(tree.xpath("string(//title)")) or opengraph.get("og:title")
     description = meta.get("description") or opengraph.get("og:description") or meta.get("twitter:description")

@@ -75,6 +75,18 @@ def test_a_site_becomes_sourced_facts(server, db):
     assert [p.url for p in company.pages][0] == site.url("/") and company.extracted_by == ["deterministic"]
 
 
+def test_a_site_without_structured_data_still_gives_sourced_facts(server):
+    site = server.add_site(company_pages(json_ld=False))
+    outcome = enrich_client(ClientSite("c1", "Fjordline", site.url("/")), reader_for(settings()))
+    company = outcome.company
+    assert outcome.status == "ok" and company.name == "Fjordline Analytics"  # og:site_name
+    assert company.summary == "Fjordline Analytics: demand forecasting software for grocery retailers."
+    facts = {(f.field, f.value): f.urls for f in company.facts()}
+    assert facts[("founded", "2011")] == (site.url("/about-us"),)  # "Founded in Bergen in 2011, we are 85 people"
+    assert facts[("company_size", "85 employees")] == (site.url("/about-us"),)
+    assert company.locations == [] and company.industry is None
+
+
 def test_pages_are_chosen_by_likely_value_and_stay_on_the_site():
     links = ["https://www.acme.example/blog/2024/launch", "https://acme.example/privacy", "https://acme.example/careers",
              "https://acme.example/contact-us", "https://acme.example/services/freight-audit",
