@@ -95,3 +95,14 @@ def test_sigkill_during_embedding_then_rerun_embeds_every_document_exactly_once(
     embedded_again = [note_of[t.split("\n\n", 1)[0]] for t in texts_after]
     assert not set(embedded_again) & kept
     assert len(embedded_again) == sum(n for p, n in expected_chunks.items() if p not in kept)
+
+
+def test_the_demo_step_embeds_the_sample_folder_once_and_answers_a_pricing_question(db, prefect_api_url):
+    from proposalflow.cli.demo import knowledge_step
+
+    first = knowledge_step(True)
+    assert first["embedded"] == first["documents"] >= 15 and first["failed"] == 0
+    results = first["search"]["results"]
+    assert results and results[0]["source_uri"].endswith("/pricing/retainer-packages.md")
+    again = knowledge_step(True)
+    assert (again["embedded"], again["unchanged"], again["pruned"]) == (0, first["documents"], 0)
