@@ -56,7 +56,9 @@ class LocalExporter:
         return folder / f"{stem}.docx", folder / f"{stem}.html"
 
     def _document(self, docx_path: Path, html_path: Path) -> dict:
-        return {"id": str(html_path), "link": html_path.as_uri(), "docx": str(docx_path), "html": str(html_path)}
+        # the email carries the .docx: a file:// link would mean nothing on the client's machine
+        return {"id": str(html_path), "link": html_path.as_uri(), "docx": str(docx_path), "html": str(html_path),
+                "email_link": f"attached: {docx_path.name}"}
 
     def find_document(self, job: DeliveryJob, key: str) -> dict | None:
         docx_path, html_path = self._document_paths(job)
@@ -83,7 +85,7 @@ class LocalExporter:
             return None
         with path.open("rb") as fh:
             found = BytesParser(policy=policy.default).parse(fh, headersonly=True)
-        if found["Message-ID"] != message_id:
+        if (found["Message-ID"] or "").strip() != message_id:
             return None
         return {"id": str(path), "eml": str(path), "message_id": message_id}
 

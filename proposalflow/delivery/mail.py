@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ..errors import ConfigurationError, IntegrationFailed, IntegrationRejected
 from ..http import backoff_delay
 
-DEFAULT_TEMPLATE = """Subject: Proposal: {title}
+DEFAULT_TEMPLATE = """Subject: {title}
 
 Hello {greeting_name},
 

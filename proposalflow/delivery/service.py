@@ -191,7 +191,7 @@ def email_for(job: DeliveryJob, document: dict, settings: Settings):
     text = render_email(
         load_template(settings.email_template),
         client_name=job.client_name, contact_name=job.contact_name or "", title=job.title,
-        greeting_name=job.contact_name or f"{job.client_name} team", link=document["link"],
+        greeting_name=job.contact_name or f"{job.client_name} team", link=document.get("email_link") or document["link"],
         summary=summary_of(job.content.executive_summary), version=str(job.version),
         sender=(parseaddr(settings.mail_from)[0] or settings.mail_from) if settings.mail_from else "Your proposal team")
     return build_message(to=job.recipient, subject=text.subject, body=text.body, sender=settings.mail_from,

@@ -163,7 +163,7 @@ def test_first_delivery_makes_folder_doc_share_and_draft_in_this_exact_order(db,
 
     message = draft_message(google.body(5))
     assert message["To"] == "maria@northwind.example"
-    assert message["Subject"] == "Proposal: Route optimisation for Northwind"
+    assert message["Subject"] == "Route optimisation for Northwind"
     assert message["Message-ID"] == f"<proposal.{pid}.v1.google.message@proposalflow>"
     assert "https://docs.google.com/document/d/doc-1/edit" in message.get_content()
 

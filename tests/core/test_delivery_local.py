@@ -60,9 +60,9 @@ def test_local_delivery_writes_docx_html_and_eml_and_moves_the_proposal_to_sent(
 
     message = email.message_from_bytes(eml_path.read_bytes(), policy=policy.default)
     assert message["To"] == "maria@northwind.example"
-    assert message["Subject"] == "Proposal: Route optimisation for Northwind"
+    assert message["Subject"] == "Route optimisation for Northwind"
     body = message.get_body(("plain",)).get_content()
-    assert "Hello Maria Anders" in body and html_path.as_uri() in body
+    assert "Hello Maria Anders" in body and f"attached: {docx_path.name}" in body
     attachments = [part.get_filename() for part in message.iter_attachments()]
     assert attachments == [docx_path.name]
 
@@ -144,7 +144,7 @@ def test_send_through_smtp_after_a_temporary_failure_then_never_again(db, settin
     assert len(server.messages) == 1 and server.state.commands.count("DATA") == 2  # 451 once, then queued
     received = server.messages[0]
     assert received.envelope_to == ["maria@northwind.example"]
-    assert received.message["Subject"] == "Proposal: Route optimisation for Northwind"
+    assert received.message["Subject"] == "Route optimisation for Northwind"
     assert db.execute("SELECT mail_state FROM deliveries").fetchone()[0] == "sent"
 
 
@@ -174,3 +174,19 @@ def test_a_send_that_cannot_connect_leaves_the_draft_delivered_and_can_be_tried_
         sent = service.deliver(db, pid, send=True,
                                settings=closed.model_copy(update={"smtp_url": SecretStr(server.url)}))
     assert sent["mail_state"] == "sent" and len(server.messages) == 1  # refused before: safe to send now
+
+
+def test_an_eml_written_before_a_crash_is_found_by_its_message_id_not_written_again(db, settings):
+    pid = make_proposal(db)
+    target = service.make_target(db, settings, "local")
+    job = service.plan_delivery(db, pid, target="local", settings=settings)
+    folder = service.ensure_client_folder(db, target, job)
+    document = service.create_document(db, target, job, folder)
+    message = service.create_email(db, target, job, document, settings)
+    # what a process killed between writing the .eml and recording it leaves behind
+    db.execute("UPDATE delivery_steps SET state = 'pending', result = NULL WHERE step = 'message'")
+    written = Path(message["eml"]).stat().st_mtime_ns
+    report = service.deliver(db, pid, settings=settings)
+    assert report["made"] == [] and report["message"]["eml"] == message["eml"]
+    assert Path(message["eml"]).stat().st_mtime_ns == written
+    assert db.execute("SELECT state, attempts FROM delivery_steps WHERE step = 'message'").fetchone() == ("done", 1)
