@@ -59,7 +59,8 @@ def test_db_migrate_reports_up_to_date(cli_env):
 
 def test_commands_that_run_no_flow_do_not_import_prefect(cli_env):
     probe = ("import sys\nfrom proposalflow.cli import app\n"
-             "for args in (['--help'], ['db', 'url'], ['db', 'migrate', '--json'], ['google', 'status', '--json']):\n"
+             "for args in (['--help'], ['db', 'url'], ['db', 'migrate', '--json'], ['google', 'status', '--json'],\n"
+             "             ['db', 'backup', '--json'], ['serve', '--help']):\n"
              "    try:\n        app(args)\n    except SystemExit:\n        pass\n"
              "print('PREFECT-IMPORTED' if 'prefect' in sys.modules else 'PREFECT-NOT-IMPORTED', file=sys.stderr)\n")
     result = subprocess.run([sys.executable, "-c", probe], env=cli_env, capture_output=True, text=True, timeout=120)
