@@ -179,3 +179,16 @@ def test_search_refuses_an_empty_query_and_finds_nothing_in_an_empty_base(db, em
     assert search(db, embedder, "anything") == []
     with pytest.raises(ValidationFailed):
         search(db, embedder, "   ")
+
+
+def test_an_interrupted_reembed_continues_with_the_documents_still_stale(db, embedder, folder):
+    from proposalflow.knowledge.ingest import reembed_batch
+
+    add_documents(db, embedder, folder_sources(folder))
+    other = OtherModel()
+    store.start_reembedding(db, embedding_model(other))
+    after, done = reembed_batch(db, other, ChunkSettings(), after="", limit=1)  # then the process died
+    assert done.embedded == 1
+    rest = reembed(db, other)
+    assert (rest.embedded, rest.chunks) == (2, 2)  # not 3: the finished one is not embedded again
+    assert db.execute("SELECT count(*), count(DISTINCT document_id) FROM knowledge_chunks").fetchone() == (3, 3)
