@@ -134,6 +134,16 @@ def save_version(conn: psycopg.Connection, *, run_id: str, proposal_id: str, con
         if base_version is not None and current[0] != base_version:
             raise Conflict(f"proposal {proposal_id} changed while this revision ran (version {base_version} → "
                            f"{current[0]}); ask again")
+        if kind == "revised" and diff_summary == "no change":  # nothing to keep: the conversation only
+            conn.execute("""INSERT INTO proposal_messages (proposal_id, role, content, version, run_id)
+                            VALUES (%s, 'user', %s, %s, %s), (%s, 'assistant', %s, %s, %s)""",
+                         (proposal_id, instruction, current[0], run_id, proposal_id,
+                          ((reply or "").strip() + "\n" if reply else "") + "Nothing changed: no new version.",
+                          current[0], run_id))
+            conn.execute("UPDATE proposal_runs SET status = 'completed', version = %s, finished_at = now(), "
+                         "error = NULL WHERE id = %s", (current[0], run_id))
+            _commit(conn)
+            return {"proposal_id": proposal_id, "version": current[0]}
         version = current[0] + 1
         data = model.model_dump(mode="json")
         conn.execute(

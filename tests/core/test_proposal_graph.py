@@ -201,3 +201,16 @@ def test_model_calls_are_rate_limited(kb):
         elapsed = time.perf_counter() - started
         assert server.count("/chat/completions") == 6
     assert elapsed >= 1.9  # 6 calls at 2/s with a bucket of 2: at least ~2 s whatever the machine
+
+
+def test_an_instruction_that_concerns_nothing_adds_no_version(kb):
+    model = ScriptedModel(revision={"rewrite_section_ids": [], "remove_section_ids": [], "add_sections": [],
+                                    "rewrite_summary": False, "reply": "That is already the case."})
+    with OpenAIServer(model) as server:
+        settings = llm_settings(server)
+        first = service.generate(kb, client_id(kb, "Northwind Logistics"), template="short", settings=settings)
+        turn = service.revise(kb, first.proposal_id, "Keep it in English", settings=settings)
+    assert (turn.version, turn.diff_summary) == (1, "no change")
+    assert service.get(kb, first.proposal_id).versions == [1]
+    assert [m["content"] for m in service.conversation(kb, first.proposal_id)] == \
+        ["Keep it in English", "That is already the case.\nNothing changed: no new version."]
