@@ -42,6 +42,7 @@ def plan_delivery(proposal_id: str, send: bool = False, target: str | None = Non
     settings = get_settings()
     with connect(settings, autocommit=True) as conn:
         name = service.target_name(conn, settings, target)
+        service.make_target(conn, settings, name)  # refuse missing or unusable credentials before any record
         job = service.plan_delivery(conn, proposal_id, target=name, send=send, settings=settings,
                                     flow_run_id=str(flow_run.id) if flow_run.id else None)
     logger = get_run_logger()

@@ -262,12 +262,11 @@ def deliver(conn: psycopg.Connection, proposal_id: str, *, send: bool = False, t
             settings: Settings | None = None, flow_run_id: str | None = None) -> dict:
     """The whole delivery in this process (the flow runs the same steps as tasks)."""
     settings = settings or get_settings()
-    name = target.name if target is not None and not isinstance(target, str) else target_name(conn, settings, target)
-    job = plan_delivery(conn, proposal_id, target=name, send=send, settings=settings, flow_run_id=flow_run_id)
+    if target is None or isinstance(target, str):  # credentials are checked before anything is recorded
+        target = make_target(conn, settings, target_name(conn, settings, target))
+    job = plan_delivery(conn, proposal_id, target=target.name, send=send, settings=settings, flow_run_id=flow_run_id)
     if job.already_delivered:
         return already_delivered_report(job)
-    if target is None or isinstance(target, str):
-        target = make_target(conn, settings, name)
     try:
         folder = ensure_client_folder(conn, target, job)
         document = create_document(conn, target, job, folder)
