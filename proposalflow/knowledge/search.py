@@ -24,7 +24,7 @@ import numpy as np
 import psycopg
 from langchain_core.embeddings import Embeddings
 
-from ..errors import ValidationFailed
+from ..errors import EmbeddingModelMismatch, ValidationFailed
 from . import store
 from .embedders import embedding_model
 
@@ -93,28 +93,41 @@ def search(conn: psycopg.Connection, embedder: Embeddings, query: str, k: int = 
     if not 1 <= k <= MAX_K:
         raise ValidationFailed(f"k must be between 1 and {MAX_K}", [{"field": "k", "message": f"got {k}"}])
     model = embedding_model(embedder)
-    if store.check_model(conn, model) is None:
-        return []  # nothing was ever embedded
     vector = np.asarray(embedder.embed_query(query), dtype=np.float32)
-    from pgvector.psycopg import register_vector
-
-    register_vector(conn)
+    _ensure_vector_type(conn)
     literal = store.vector_expression(model.dimension)
     cast = f"::halfvec({model.dimension})" if literal != "embedding" else f"::vector({model.dimension})"
-    distance = f"{literal} <=> %(vector)s{cast}"
     candidates = max(MIN_CANDIDATES, 4 * k)
-    with conn.transaction():
-        conn.execute(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, candidates)}")
-        if category is not None:
-            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        sql = _HYBRID.format(distance=distance,
-                             vector_filter="WHERE category = %(category)s" if category is not None else "",
-                             text_filter="AND c.category = %(category)s" if category is not None else "")
-        rows = conn.execute(sql, {
-            "vector": vector, "query": query, "category": category, "n": candidates, "k": k,
-            "rrf_k": RRF_K, "budget": TEXT_MATCH_BUDGET,
-        }).fetchall()
+    sql = _HYBRID.format(distance=f"{literal} <=> %(vector)s{cast}",
+                         vector_filter="WHERE category = %(category)s" if category is not None else "",
+                         text_filter="AND c.category = %(category)s" if category is not None else "")
+    settings = "SELECT set_config('hnsw.ef_search', %s, true)"
+    if category is not None:
+        settings += ", set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+    # one network round trip: the recorded model, the transaction-local settings and the query
+    try:
+        with conn.pipeline(), conn.transaction():
+            recorded = conn.execute("SELECT provider, model, dimension FROM knowledge_embedding_model")
+            conn.execute(settings, (str(max(EF_SEARCH, candidates)),))
+            found = conn.execute(sql, {"vector": vector, "query": query, "category": category, "n": candidates,
+                                       "k": k, "rrf_k": RRF_K, "budget": TEXT_MATCH_BUDGET})
+        rows, row = found.fetchall(), recorded.fetchone()
+    except psycopg.errors.DataException:  # e.g. vectors of another length in the table
+        store.check_model(conn, model)  # raises the clear mismatch message
+        raise
+    if row is None:
+        return []  # nothing was ever embedded
+    if (row[1], row[2]) != (model.name, model.dimension):
+        raise EmbeddingModelMismatch(store.mismatch_message(store.EmbeddingModel(*row), model))
     return [Passage(r[0], r[1], r[2], r[3], r[4], r[5], float(r[6])) for r in rows]
+
+
+def _ensure_vector_type(conn: psycopg.Connection) -> None:
+    """pgvector's binary adapters, once per connection (registering costs four catalog queries)."""
+    if conn.adapters.types.get("vector") is None:
+        from pgvector.psycopg import register_vector
+
+        register_vector(conn)
 
 
 def chunks_exist(conn: psycopg.Connection, chunk_ids: Iterable[int]) -> set[int]:
