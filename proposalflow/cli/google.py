@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from .output import JsonOption, emit_json, err, out, reported_errors, summary_table
+from .output import JsonOption, emit_json, err, out, reported_errors
 
 app = typer.Typer(help="Google Workspace delivery: consent and credentials.", no_args_is_help=True)
 
@@ -76,4 +76,8 @@ def status(as_json: bool = JsonOption) -> None:
     if as_json:
         emit_json(report)
         return
-    out.print(summary_table("Delivery", {k: ("—" if v is None else str(v)) for k, v in report.items()}))
+    for key, value in report.items():
+        shown = "—" if value is None else ", ".join(value) if isinstance(value, list) else \
+            ", ".join(f"{k} {', '.join(v) if isinstance(v, list) else v}" for k, v in value.items()) \
+            if isinstance(value, dict) else str(value)
+        out.print(f"[bold]{key:<16}[/] {shown}", highlight=False, soft_wrap=True)
