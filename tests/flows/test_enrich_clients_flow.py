@@ -52,7 +52,8 @@ def test_flow_enriches_due_clients_in_batches_and_a_failure_stops_nothing(db, pr
             assert company.fact_count > 10 and all(fact.urls for fact in company.facts())
 
         # one event per client, about the client, from inside the flow run
-        events = wait_for_events(prefect_api_url, "proposalflow.client.enriched", count=4)
+        events = wait_for_events(prefect_api_url, "proposalflow.client.enriched", count=4,
+                                 resource_id=[f"proposalflow.client.{i}" for i in ids + [broken_id]])
         by_client = {e["resource"]["prefect.resource.id"]: e for e in events}
         assert set(by_client) >= {f"proposalflow.client.{i}" for i in ids + [broken_id]}
         assert by_client[f"proposalflow.client.{broken_id}"]["payload"]["status"] == "failed"
