@@ -48,3 +48,15 @@ def test_the_flow_refuses_a_proposal_that_is_not_approved(db, prefect_api_url, l
     assert state.is_failed()
     with pytest.raises(IllegalTransition, match="only approved proposals are delivered"):
         state.result()
+
+
+def test_the_batch_flow_goes_on_past_a_proposal_it_refuses(db, prefect_api_url, local):
+    from flows.deliver_proposal import deliver_proposals
+    from tests.delivery_support import make_client
+
+    refused = make_proposal(db, state="in_review")
+    approved = make_proposal(db, make_client(db, "Harborview Realty", email="carlos@harborview.example"))
+    summary = deliver_proposals([refused, approved])
+    assert (summary["delivered"], summary["already_delivered"], summary["failed"]) == (1, 0, 1)
+    assert summary["failures"][0]["proposal_id"] == refused and "IllegalTransition" in summary["failures"][0]["error"]
+    assert summary["deliveries"][0]["proposal_id"] == approved
