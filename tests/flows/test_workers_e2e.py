@@ -1,7 +1,10 @@
 """Scale-out, end to end: a real `prefect server`, the work pool, `prefect deploy --all` from
-prefect.yaml, TWO `prefect worker` processes, runs started by the Prefect CLI and by the product's
-API, and the data in the database. Nothing here is in-process: every part is its own program,
-as on a set of servers sharing one Prefect server and one PostgreSQL.
+prefect.yaml, TWO `prefect worker` processes, runs of every deployment started by the Prefect CLI
+and by the product's API, and the data in the database. Nothing here is in-process: every part is
+its own program, as on a set of servers sharing one Prefect server and one PostgreSQL.
+
+The pipeline, offline: ingest (CLI and API) + backup → nightly + enrich + generate-proposal (API)
+→ approve (API) → deliver-proposal (local outbox) + embed-knowledge (nothing changed).
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ def prefect(args: list[str], env: dict, timeout: float = 180) -> str:
 
 
 @pytest.mark.slow
-def test_two_workers_run_deployments_started_by_the_prefect_cli_and_the_api(db_url, tmp_path):
+def test_two_workers_run_every_deployment_started_by_the_prefect_cli_and_the_api(db_url, tmp_path):
     api_port, prefect_port = free_port(), free_port()
     prefect_api = f"http://127.0.0.1:{prefect_port}/api"
     home = tmp_path / "pf-home"
@@ -112,10 +115,18 @@ def test_two_workers_run_deployments_started_by_the_prefect_cli_and_the_api(db_u
                 PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="true",
                 DATABASE_URL=db_url, PROPOSALFLOW_HOME=str(home), PROPOSALFLOW_BACKUP_DIR=str(tmp_path / "backups"))
     server_env = {**base, "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false"}  # only the runs we start
-    worker_env = {**base, "PREFECT_WORKER_QUERY_SECONDS": "2"}
-    api_env = {**base, "PROPOSALFLOW_JWT_SECRET": JWT_SECRET, "PROPOSALFLOW_FLOW_RUNNER": "deployment"}
-    (tmp_path / "cli.csv").write_text("name,website\nAcme,acme.com\nBeta,beta.io\n")
-    (home / "imports" / "api.csv").write_text("name,website\nGamma,gamma.org\nDelta,delta.dev\nEpsilon,eps.io\n")
+    knowledge = tmp_path / "knowledge"
+    knowledge.mkdir()
+    (knowledge / "services.md").write_text("# Data platforms\n\nWe build data platforms on PostgreSQL and "
+                                           "dashboards for mid-size retailers, in twelve weeks.\n")
+    product = {"PROPOSALFLOW_LLM": "offline", "PROPOSALFLOW_KNOWLEDGE_DIR": str(knowledge),
+               "PROPOSALFLOW_DELIVERY": "local"}  # offline: no keys, no network
+    worker_env = {**base, **product, "PREFECT_WORKER_QUERY_SECONDS": "2"}
+    api_env = {**base, **product, "PROPOSALFLOW_JWT_SECRET": JWT_SECRET, "PROPOSALFLOW_FLOW_RUNNER": "deployment"}
+    # no websites: enrichment finds nothing due, so nothing reaches for the (absent) internet
+    (tmp_path / "cli.csv").write_text("name,email\nAcme,sales@acme.test\nBeta,info@beta.test\n")
+    (home / "imports" / "api.csv").write_text("name,email\nGamma,hi@gamma.test\nDelta,hi@delta.test\n"
+                                              "Epsilon,hi@eps.test\n")
 
     processes = Processes(tmp_path)
     try:
@@ -143,30 +154,40 @@ def test_two_workers_run_deployments_started_by_the_prefect_cli_and_the_api(db_u
             f"{prefect_api}/work_pools/proposalflow/workers/filter", json={}).json() if w["status"] == "ONLINE"}
             >= {"w1", "w2"}, 120, processes)
 
-        # (a) the Prefect CLI
-        started = prefect(["deployment", "run", "ingest-clients/ingest-clients",
-                           "-p", f"source={tmp_path / 'cli.csv'}"], base)
-        cli_run = re.search(r"UUID: ([0-9a-f-]{36})", started).group(1)
-        backup_run = re.search(r"UUID: ([0-9a-f-]{36})",
-                               prefect(["deployment", "run", "backup-database/backup-database"], base)).group(1)
-        # (b) the product's API trigger route
+        api = f"http://127.0.0.1:{api_port}"
         token = mint_token(JWT_SECRET, email="ops@agency.test", role="editor")
-        wait_until("the API", lambda: httpx.get(f"http://127.0.0.1:{api_port}/healthz", timeout=5).status_code == 200,
-                   120, processes)
-        answer = httpx.post(f"http://127.0.0.1:{api_port}/api/flows/ingest-clients/runs", json={"source": "api.csv"},
-                            headers={"Authorization": f"Bearer {token}"}, timeout=60)
-        assert answer.status_code == 202, answer.text
-        assert answer.json()["mode"] == "deployment"
-        api_run = str(answer.json()["id"])
+        headers = {"Authorization": f"Bearer {token}"}
 
-        def final_states():
-            states = {r: httpx.get(f"{prefect_api}/flow_runs/{r}", timeout=10).json()
-                      for r in (cli_run, backup_run, api_run)}
-            return states if all(s["state_type"] in FINAL for s in states.values()) else None
+        def run_deployment(name: str, *parameters: str) -> str:  # (a) the Prefect CLI
+            args = ["deployment", "run", f"{name}/{name}"]
+            for parameter in parameters:
+                args += ["-p", parameter]
+            return re.search(r"UUID: ([0-9a-f-]{36})", prefect(args, base)).group(1)
 
-        states = wait_until("the three runs to finish", final_states, 200, processes, every=2)
-        assert {r: s["state_type"] for r, s in states.items()} == dict.fromkeys(states, "COMPLETED"), \
-            {r: s["state"]["message"] for r, s in states.items()}
+        def trigger(flow: str, body: dict) -> str:  # (b) the product's API trigger route
+            answer = httpx.post(f"{api}/api/flows/{flow}/runs", json=body, headers=headers, timeout=60)
+            assert answer.status_code == 202, answer.text
+            assert answer.json()["mode"] == "deployment"
+            return str(answer.json()["id"])
+
+        states: dict[str, dict] = {}
+
+        def finish(*run_ids: str) -> None:
+            def final():
+                now = {r: httpx.get(f"{prefect_api}/flow_runs/{r}", timeout=10).json() for r in run_ids}
+                return now if all(s["state_type"] in FINAL for s in now.values()) else None
+
+            done = wait_until(f"{len(run_ids)} run(s) to finish", final, 200, processes, every=2)
+            assert {r: s["state_type"] for r, s in done.items()} == dict.fromkeys(done, "COMPLETED"), \
+                {s["name"]: s["state"]["message"] for s in done.values()}
+            states.update(done)
+
+        # 1. clients, twice over, and a backup
+        cli_run = run_deployment("ingest-clients", f"source={tmp_path / 'cli.csv'}")
+        backup_run = run_deployment("backup-database")
+        wait_until("the API", lambda: httpx.get(f"{api}/healthz", timeout=5).status_code == 200, 120, processes)
+        api_run = trigger("ingest-clients", {"source": "api.csv"})
+        finish(cli_run, backup_run, api_run)
 
         # the data landed
         with psycopg.connect(db_url) as conn:
@@ -176,9 +197,33 @@ def test_two_workers_run_deployments_started_by_the_prefect_cli_and_the_api(db_u
         assert {r[0] for r in runs} == {cli_run, api_run}
         dumps = list((tmp_path / "backups").glob("proposalflow-*.dump"))
         assert len(dumps) == 1 and json.loads(dumps[0].with_suffix(".json").read_text())["tables"]["clients"] >= 0
-        status = httpx.get(f"http://127.0.0.1:{api_port}/api/runs/{api_run}",
-                           headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
+        status = httpx.get(f"{api}/api/runs/{api_run}", headers=headers, timeout=30).json()
         assert status["state"] == "completed"
+
+        # 2. the night's upkeep (enrich: nobody due; knowledge: one document), enrichment on its own,
+        #    and a proposal for Acme started through the API
+        with psycopg.connect(db_url) as conn:
+            acme = str(conn.execute("SELECT id FROM clients WHERE name = 'Acme'").fetchone()[0])
+        finish(run_deployment("nightly"), run_deployment("enrich-clients"),
+               trigger("generate-proposal", {"client_id": acme, "brief": "A data platform"}))
+        with psycopg.connect(db_url) as conn:
+            assert conn.execute("SELECT count(*) FROM knowledge_base").fetchone()[0] == 1
+            proposal, status_now = conn.execute("SELECT id::text, status FROM proposals WHERE client_id = %s",
+                                                (acme,)).fetchone()
+        assert status_now == "draft"
+
+        # 3. review and approval through the API, then delivery (local: a .docx and an .eml) and knowledge again
+        for step in ("in_review", "approved"):
+            moved = httpx.post(f"{api}/api/proposals/{proposal}/status", json={"status": step}, headers=headers)
+            assert moved.status_code == 200, moved.text
+        finish(run_deployment("deliver-proposal", f"proposal_id={proposal}"), run_deployment("embed-knowledge"))
+        with psycopg.connect(db_url) as conn:
+            assert conn.execute("SELECT status FROM proposals WHERE id = %s", (proposal,)).fetchone()[0] == "sent"
+            assert conn.execute("SELECT count(*) FROM knowledge_base").fetchone()[0] == 1  # unchanged: not again
+        assert list((home / "outbox").glob("*.eml"))
+        ran_deployments = {httpx.get(f"{prefect_api}/deployments/{s['deployment_id']}").json()["name"]
+                           for s in states.values()}
+        assert ran_deployments == set(deployments)  # every deployment ran on the workers
 
         # both workers took work (each may run one flow at a time)
         ran = {w: {states[r]["name"] for r in states if f"Flow run '{states[r]['name']}' - Finished in state Completed"
