@@ -154,9 +154,12 @@ class OfflineComposer:
         headings = [d["heading"] for d in drafts]
         chunks = {c["chunk_id"] for d in drafts for p in d["paragraphs"] for c in p["citations"] if c["kind"] == "chunk"}
         facts = {c["field"] for d in drafts for p in d["paragraphs"] for c in p["citations"] if c["kind"] == "fact"}
-        parts = [f"This proposal sets out how we would help {client.name}"
-                 + (f", a company in {industry}," if industry else "") + (f" with this request: “{topic}”" if topic else "")
-                 + "."]
+        opening = f"This proposal sets out how we would help {client.name}"
+        if industry:
+            opening += f", a company in {industry}" + ("," if topic else "")
+        if topic:
+            opening += f" with this request: “{topic}”"
+        parts = [opening + "."]
         if headings:
             parts.append("It covers " + _join([h.lower() if h[0].isupper() and not h.isupper() else h
                                                for h in headings]) + ".")
