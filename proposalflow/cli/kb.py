@@ -37,6 +37,8 @@ def add(
             raise ValidationFailed("--prune needs exactly one folder")
         summary = _add(folders, files, urls, category, prune, as_json)
     report(summary, as_json)
+    if summary.get("documents") and summary.get("failed") == summary.get("documents"):
+        raise typer.Exit(1)  # nothing could be read: a failure; some failures among successes are reported only
 
 
 def _add(folders: list[str], files: list[str], urls: list[str], category: str | None, prune: bool,
@@ -98,13 +100,10 @@ def report(summary: dict, as_json: bool) -> None:
     }))
     failures = summary.get("failures") or []
     if failures:
-        table = Table(title=f"Not embedded (first {min(len(failures), FAILURES_SHOWN)} of {len(failures)})",
-                      title_justify="left")
-        table.add_column("source")
-        table.add_column("reason")
-        for failure in failures[:FAILURES_SHOWN]:
-            table.add_row(failure["source_uri"], failure["reason"])
-        out.print(table)
+        shown = failures[:FAILURES_SHOWN]
+        out.print(f"[bold]Not embedded[/] (first {len(shown)} of {len(failures)}; all: select * from knowledge_failures)")
+        for failure in shown:  # the reason names the file or URL
+            out.print(f"  {failure['reason']}", soft_wrap=True, highlight=False, markup=False)
 
 
 @app.command("search")

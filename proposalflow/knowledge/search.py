@@ -29,6 +29,7 @@ from . import store
 from .embedders import embedding_model
 
 RRF_K = 60
+TEXT_WEIGHT = 1.0  # the full-text list's weight in the fusion (the vector list's is 1)
 MIN_CANDIDATES = 40
 EF_SEARCH = 100
 MAX_K = 100
@@ -71,8 +72,9 @@ WITH vector_hits AS MATERIALIZED (
              ORDER BY rank DESC, c.id
              LIMIT %(n)s) best
 ), fused AS (
-    SELECT id, sum(1.0 / (%(rrf_k)s + rank)) AS score
-      FROM (SELECT id, rank FROM vector_ranked UNION ALL SELECT id, rank FROM text_ranked) both_lists
+    SELECT id, sum(weight / (%(rrf_k)s + rank)) AS score
+      FROM (SELECT id, rank, 1.0 AS weight FROM vector_ranked
+            UNION ALL SELECT id, rank, %(text_weight)s::numeric FROM text_ranked) both_lists
      GROUP BY id
 )
 SELECT c.id, d.id::text, coalesce(d.title, d.source_uri), d.source_uri, c.category, c.text, f.score::float8
@@ -110,7 +112,8 @@ def search(conn: psycopg.Connection, embedder: Embeddings, query: str, k: int = 
             recorded = conn.execute("SELECT provider, model, dimension FROM knowledge_embedding_model")
             conn.execute(settings, (str(max(EF_SEARCH, candidates)),))
             found = conn.execute(sql, {"vector": vector, "query": query, "category": category, "n": candidates,
-                                       "k": k, "rrf_k": RRF_K, "budget": TEXT_MATCH_BUDGET})
+                                       "k": k, "rrf_k": RRF_K, "budget": TEXT_MATCH_BUDGET,
+                                       "text_weight": TEXT_WEIGHT})
         rows, row = found.fetchall(), recorded.fetchone()
     except psycopg.errors.DataException:  # e.g. vectors of another length in the table
         store.check_model(conn, model)  # raises the clear mismatch message

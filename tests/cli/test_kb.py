@@ -42,9 +42,13 @@ def test_kb_search_and_status_do_not_import_prefect(cli_env):
 
 
 def test_a_missing_file_is_reported_and_the_command_fails_only_when_nothing_works(cli_env, tmp_path):
-    result = run_cli(["kb", "add", str(tmp_path / "nope.md"), "--json"], cli_env)
-    document = json.loads(result.stdout)
-    assert document["failed"] == 1 and "nope.md: no such file" in document["failures"][0]["reason"]
+    (tmp_path / "ok.md").write_text("# Fine\n\nreadable")
+    partly = run_cli(["kb", "add", str(tmp_path / "ok.md"), str(tmp_path / "nope.md"), "--json"], cli_env)
+    document = json.loads(partly.stdout)
+    assert (document["embedded"], document["failed"]) == (1, 1)
+    assert "nope.md: no such file" in document["failures"][0]["reason"]
+    result = run_cli(["kb", "add", str(tmp_path / "nope.md")], cli_env, check=False)
+    assert result.returncode == 1 and "nope.md: no such file" in result.stdout
     bad = run_cli(["kb", "search", "  ", "--json"], cli_env, check=False)
     assert bad.returncode == 1 and json.loads(bad.stdout)["error"]["type"] == "validation"
 
