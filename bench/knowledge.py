@@ -12,7 +12,7 @@
    vs a second run over the unchanged corpus;
 3. the local embedder's throughput (chunks/s);
 4. hybrid top-10 query latency (p50/p95, query embedding included) at 100,000 chunks, and the
-   recall@10 of the vector part (HNSW, ef_search 100) against exact search (numpy, all vectors).
+   recall@10 of the vector part (HNSW at search.EF_SEARCH) against exact search (numpy, all vectors).
 
 The corpus is synthetic but embedding-like: documents written from the sentences of the sample
 knowledge folder (words shuffled and swapped), embedded by the real local model — not uniform
@@ -210,7 +210,7 @@ def phase_query(url: str, queries: int) -> dict:
     from pgvector.psycopg import register_vector
 
     from proposalflow.knowledge.embedders import WordLlamaEmbeddings
-    from proposalflow.knowledge.search import search
+    from proposalflow.knowledge.search import EF_SEARCH, search
 
     embedder = WordLlamaEmbeddings()
     texts = query_texts(queries)
@@ -236,7 +236,7 @@ def phase_query(url: str, queries: int) -> dict:
             q = embedder.embed_array([text])[0]
             exact = set(ids[np.argsort(-(matrix @ q))[:10]].tolist())
             with conn.transaction():
-                conn.execute("SET LOCAL hnsw.ef_search = 100")
+                conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")
                 found = {r[0] for r in conn.execute(
                     "SELECT id FROM knowledge_chunks ORDER BY embedding <=> %s::vector(256) LIMIT 10", (q,))}
             hits += len(exact & found)

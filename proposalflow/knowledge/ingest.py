@@ -109,7 +109,8 @@ def read_documents(conn: psycopg.Connection, sources: Sequence[Source], chunked_
         known = stored.get(document.source_uri)
         if known and known.content_hash == document.content_hash and known.chunked_with == chunked_with:
             result.unchanged.append(document.source_uri)
-            touched.append((known.id, document))
+            if known.metadata != document.metadata:  # e.g. only trailing spaces changed: same chunks
+                touched.append((known.id, document))
         else:
             result.changed.append(document)
     store.touch_unchanged(conn, touched)
