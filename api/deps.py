@@ -16,10 +16,11 @@ from typing import Annotated, Any, Iterator
 
 import psycopg
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from proposalflow import audit
-from proposalflow.errors import AuthenticationFailed, PermissionDenied, RateLimited
+from proposalflow.errors import AuthenticationFailed, PermissionDenied, RateLimited, ValidationFailed
 from proposalflow.security import Principal, role_at_least
 from proposalflow.settings import Settings
 from proposalflow.users import User, upsert_user
@@ -28,6 +29,35 @@ from .services import Services
 
 bearer = HTTPBearer(auto_error=False, bearerFormat="JWT", scheme_name="bearerAuth",
                     description="A Supabase access token (or `proposalflow token --email E --role R`)")
+
+
+def reject_unknown_query(request: HTTPConnection) -> None:
+    """422 for query parameters a route does not declare (a typo like `?limt=5` is not silently ignored)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not request.query_params or request.scope["type"] != "http":
+        return
+    known = _declared_query_params(route)
+    unknown = sorted({name for name in request.query_params.keys() if name not in known})
+    if unknown:
+        raise ValidationFailed(f"unknown query parameter(s): {', '.join(unknown)}",
+                               [{"field": name, "message": "is not a parameter of this route"} for name in unknown])
+
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def _declared_query_params(route) -> frozenset[str]:
+    key = id(route)
+    if key not in _QUERY_NAMES:
+        def names(dependant) -> set[str]:
+            found = {p.alias for p in dependant.query_params}
+            for sub in dependant.dependencies:
+                found |= names(sub)
+            return found
+
+        _QUERY_NAMES[key] = frozenset(names(route.dependant))
+    return _QUERY_NAMES[key]
 
 
 def get_services(request: Request) -> Services:

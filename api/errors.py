@@ -111,6 +111,10 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 async def _core_error(request: Request, exc: ProposalflowError) -> JSONResponse:
     kind = exc.kind if exc.kind in PROBLEMS else "system"
     headers = {}
+    if type(exc).__name__ == "DatabaseUnavailable":  # proposalflow.errors: the database refused a connection
+        log.error("request %s: %s", getattr(request.state, "request_id", "?"), exc)
+        return problem_response(request, "unavailable", "the database is unavailable; try again shortly",
+                                headers={"Retry-After": "5"})
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = retry_after_header(exc.retry_after)
     if kind == "system":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from starlette.middleware.gzip import GZipMiddleware
@@ -19,6 +19,7 @@ from proposalflow.logging import RequestLogMiddleware, configure_logging
 from proposalflow.settings import Settings, get_settings
 
 from . import errors
+from .deps import reject_unknown_query
 from .middleware import BodySizeLimit, RequestContext
 from .routes import ROUTERS
 from .services import Services
@@ -57,7 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(services.close)
 
     app = FastAPI(title="proposalflow", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  swagger_ui_parameters={"persistAuthorization": True})
+                  swagger_ui_parameters={"persistAuthorization": True},
+                  dependencies=[Depends(reject_unknown_query)])
     app.state.services = services
     errors.install(app)
     for router in ROUTERS:

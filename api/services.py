@@ -104,9 +104,12 @@ class Services:
         return make_launcher(self)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
-        launcher = self.__dict__.get("launcher")
+        """Wait for in-process flow runs, close the pool. Safe to call more than once; the services
+        come back lazily if the app serves again (a test client runs the lifespan per use)."""
+        launcher = self.__dict__.pop("launcher", None)
         if launcher is not None:
             launcher.close()
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()

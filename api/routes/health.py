@@ -11,9 +11,9 @@ from proposalflow.database import connect_url
 from proposalflow.migrations import pending
 
 from ..deps import ServicesDep
-from ..errors import PROBLEM_MEDIA_TYPE, Problem, problem_type
+from ..errors import PROBLEM_MEDIA_TYPE, Problem, problem_type, responses
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=responses(422))
 
 
 class Health(BaseModel):

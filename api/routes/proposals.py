@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from proposalflow.database import connect_url
 from proposalflow.pagination import clamp_limit
 from proposalflow.proposals import crud, service
 from proposalflow.proposals.crud import ProposalCreate, ProposalSummary, ProposalUpdate
@@ -130,7 +131,9 @@ def revise_proposal(proposal_id: uuid.UUID, body: RevisionRequest, conn: ConnDep
                     _limit: TriggerLimit, services: ServicesDep, audit: AuditDep) -> Revision:
     """One conversation turn: the instruction rewrites what it concerns and saves a new version
     (the proposal returns to draft). Answers when the new version is saved."""
-    result = service.revise(conn, str(proposal_id), body.instruction, settings=services.settings)
+    # like the CLI and the flows: revise commits each step it saves, on its own autocommit connection
+    with connect_url(services.database_url, autocommit=True) as revise_conn:
+        result = service.revise(revise_conn, str(proposal_id), body.instruction, settings=services.settings)
     audit.write(conn, "revise", "proposals", proposal_id, version=result.version, instruction=body.instruction[:500])
     return Revision(revision=result, proposal=service.get(conn, str(proposal_id)))
 

@@ -92,7 +92,7 @@ def test_status_route_follows_the_status_machine(api, editor, viewer, client_id,
 
 def test_revise_is_a_conversation_turn_that_saves_a_new_version(api, editor, viewer, generated, db):
     db.execute("UPDATE proposals SET status = 'in_review' WHERE id = %s", (generated,))
-    response = api.post(f"/api/proposals/{generated}/revise", json={"instruction": "Make the pricing section shorter"},
+    response = api.post(f"/api/proposals/{generated}/revise", json={"instruction": "Remove the relevant experience section"},
                         headers=editor)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -102,10 +102,13 @@ def test_revise_is_a_conversation_turn_that_saves_a_new_version(api, editor, vie
     versions = api.get(f"/api/proposals/{generated}/versions", headers=viewer).json()
     assert [(v["version"], v["kind"]) for v in versions] == [(1, "generated"), (2, "revised")]
     messages = api.get(f"/api/proposals/{generated}/messages", headers=viewer).json()
-    assert messages[0] == {**messages[0], "role": "user", "content": "Make the pricing section shorter"}
+    assert messages[0] == {**messages[0], "role": "user", "content": "Remove the relevant experience section"}
+    assert "removed" in body["revision"]["diff_summary"]
     first = api.get(f"/api/proposals/{generated}", params={"version": 1}, headers=viewer).json()
     assert first["version"] == 1
 
+    unchanged = api.post(f"/api/proposals/{generated}/revise", json={"instruction": "Keep it in English"}, headers=editor)
+    assert unchanged.status_code == 200 and unchanged.json()["proposal"]["version"] == 2  # nothing to change
     assert api.post(f"/api/proposals/{generated}/revise", json={"instruction": ""}, headers=editor).status_code == 422
     db.execute("UPDATE proposals SET status = 'sent' WHERE id = %s", (generated,))
     sent = api.post(f"/api/proposals/{generated}/revise", json={"instruction": "More detail"}, headers=editor)
