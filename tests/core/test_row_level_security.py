@@ -106,3 +106,18 @@ def test_auth_shim_reads_the_request_claims(db_url):
     rows = run_as(db_url, "authenticated", claims("viewer", sub=sub),
                   "SELECT auth.uid()::text, auth.role(), auth.jwt() -> 'app_metadata' ->> 'role', app_role()")
     assert rows == [(sub, "authenticated", "viewer", "viewer")]
+
+
+def test_internal_tables_are_hidden_even_from_admins(db, db_url):
+    hidden = ["reader_cache", "checkpoints", "checkpoint_writes", "checkpoint_blobs", "client_staging",
+              "schema_migrations", "google_credentials"]
+    existing = {r[0] for r in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    for table in [t for t in hidden if t in existing]:
+        rls, policies = db.execute(
+            "SELECT c.relrowsecurity, (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) "
+            "FROM pg_class c WHERE c.oid = %s::regclass", (table,)).fetchone()
+        assert rls and policies == 0, f"{table}: REST callers could see it"
+    db.execute("WITH r AS (INSERT INTO ingestion_runs (source) VALUES ('x') RETURNING id) "
+               "INSERT INTO client_staging (run_id, row_number, natural_key, name, contact_info, source) "
+               "SELECT id, 1, 'k', 'n', '{}', 's' FROM r")
+    assert run_as(db_url, "authenticated", claims("admin"), "SELECT count(*) FROM client_staging") == [(0,)]
