@@ -17,6 +17,7 @@ re-chunked), so proposals cite `chunk_id`s; `chunks_exist` checks such citations
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -107,8 +108,10 @@ def search(conn: psycopg.Connection, embedder: Embeddings, query: str, k: int = 
     if category is not None:
         settings += ", set_config('hnsw.iterative_scan', 'relaxed_order', true)"
     # one network round trip: the recorded model, the transaction-local settings and the query
+    # (not through a transaction-mode pooler such as Supabase's port 6543, which may not pipeline)
+    pipeline = nullcontext() if _behind_transaction_pooler(conn) else conn.pipeline()
     try:
-        with conn.pipeline(), conn.transaction():
+        with pipeline, conn.transaction():
             recorded = conn.execute("SELECT provider, model, dimension FROM knowledge_embedding_model")
             conn.execute(settings, (str(max(EF_SEARCH, candidates)),))
             found = conn.execute(sql, {"vector": vector, "query": query, "category": category, "n": candidates,
@@ -123,6 +126,10 @@ def search(conn: psycopg.Connection, embedder: Embeddings, query: str, k: int = 
     if (row[1], row[2]) != (model.name, model.dimension):
         raise EmbeddingModelMismatch(store.mismatch_message(store.EmbeddingModel(*row), model))
     return [Passage(r[0], r[1], r[2], r[3], r[4], r[5], float(r[6])) for r in rows]
+
+
+def _behind_transaction_pooler(conn: psycopg.Connection) -> bool:
+    return conn.info.port == 6543 or "pooler.supabase.com" in (conn.info.host or "")
 
 
 def _ensure_vector_type(conn: psycopg.Connection) -> None:
