@@ -130,8 +130,9 @@ def read_source(source: Source, reader: Reader | None = None) -> Document:
     title = (source.title or str(front.pop("title", "") or "").strip() or raw_title or _title_from_text(text)
              or _title_from_name(path))
     category = source.category or str(front.pop("category", "") or "").strip() or source.folder_category
+    # front-matter values as JSON would store them (a YAML date becomes its ISO text)
     metadata = {"kind": kind, "file_name": path.name, "bytes": size,
-                **{k: v for k, v in front.items() if isinstance(v, (str, int, float, bool, list))}}
+                **json.loads(json.dumps({str(k): v for k, v in front.items()}, default=str))}
     return Document(source.uri, title, category or None, text, metadata)
 
 

@@ -40,7 +40,8 @@ def test_normalise_line_ends_spaces_and_blank_lines():
 def test_category_explicit_then_front_matter_then_folder(tmp_path):
     (tmp_path / "pricing").mkdir()
     (tmp_path / "pricing" / "a.md").write_text("# A\n\ntext")
-    (tmp_path / "pricing" / "b.md").write_text("---\ncategory: offers\ntitle: Bee\nowner: dana\n---\ntext b")
+    (tmp_path / "pricing" / "b.md").write_text("---\ncategory: offers\ntitle: Bee\nowner: dana\n"
+                                               "reviewed: 2025-03-01\ntags: [a, 2025-01-02]\n---\ntext b")
     (tmp_path / "top.txt").write_text("plain")
     (tmp_path / ".hidden.md").write_text("secret")
     (tmp_path / "image.png").write_bytes(b"\x89PNG")
@@ -49,7 +50,8 @@ def test_category_explicit_then_front_matter_then_folder(tmp_path):
     docs = {Path(s.path).name: read_source(s) for s in sources}
     assert (docs["a.md"].category, docs["a.md"].title) == ("pricing", "A")
     assert (docs["b.md"].category, docs["b.md"].title, docs["b.md"].text) == ("offers", "Bee", "text b")
-    assert docs["b.md"].metadata["owner"] == "dana"
+    assert docs["b.md"].metadata["owner"] == "dana" and docs["b.md"].metadata["tags"] == ["a", "2025-01-02"]
+    assert docs["b.md"].metadata["reviewed"] == "2025-03-01"
     assert docs["top.txt"].category is None and docs["top.txt"].title == "Top"
     forced = [read_source(s) for s in folder_sources(tmp_path, category="forced")]
     assert {d.category for d in forced} == {"forced"}
