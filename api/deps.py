@@ -3,10 +3,12 @@
     def create_client(body: ClientInput, conn: ConnDep, user: EditorUser, audit: AuditDep) -> Client
 
 - `ConnDep`: a pooled connection in a transaction that commits when the route returns (before the
-  response is sent) and rolls back if it raises.
+  response is sent) and rolls back if it raises; only for authenticated callers (see `get_conn`).
 - `CurrentUser`: the verified caller (401 without a valid bearer token), upserted into `users`.
 - `ViewerUser` / `EditorUser` / `AdminUser`: the caller, if their role is at least that (else 403).
 - `TriggerLimit` / `UploadLimit`: the stricter per-user rate limits of flow triggers and uploads.
+
+The cheap ones are `async def`: a sync dependency costs a hop to the thread pool and back.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Annotated, Any, Iterator
 
 import psycopg
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -31,7 +34,7 @@ bearer = HTTPBearer(auto_error=False, bearerFormat="JWT", scheme_name="bearerAut
                     description="A Supabase access token (or `proposalflow token --email E --role R`)")
 
 
-def reject_unknown_query(request: HTTPConnection) -> None:
+async def reject_unknown_query(request: HTTPConnection) -> None:
     """422 for query parameters a route does not declare (a typo like `?limt=5` is not silently ignored)."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
@@ -60,33 +63,29 @@ def _declared_query_params(route) -> frozenset[str]:
     return _QUERY_NAMES[key]
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: HTTPConnection) -> Services:
     return request.app.state.services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_settings(services: ServicesDep) -> Settings:
+async def get_settings(services: ServicesDep) -> Settings:
     return services.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_conn(services: ServicesDep) -> Iterator[psycopg.Connection]:
-    with services.pool.connection() as conn:  # commit on success, rollback on error
-        yield conn
 
 
-ConnDep = Annotated[psycopg.Connection, Depends(get_conn, scope="function")]
-
-
-def get_principal(services: ServicesDep,
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+async def get_principal(services: ServicesDep,
+                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
     if credentials is None or not credentials.credentials:
         raise AuthenticationFailed("missing bearer token: send Authorization: Bearer <JWT>")
-    return services.verifier.verify(credentials.credentials)
+    if services.verifier.may_fetch_keys(credentials.credentials):  # a JWKS fetch must not block the event loop
+        return await run_in_threadpool(services.verifier.verify, credentials.credentials)
+    return services.verifier.verify(credentials.credentials)  # HS256: microseconds
 
 
 def authenticate(services: Services, principal: Principal) -> User:
@@ -109,9 +108,9 @@ def check_rate(services: Services, limit: str, user: User) -> None:
                           retry_after=wait)
 
 
-def get_current_user(request: Request, services: ServicesDep,
-                     principal: Annotated[Principal, Depends(get_principal)]) -> User:
-    user = authenticate(services, principal)
+async def get_current_user(request: Request, services: ServicesDep,
+                           principal: Annotated[Principal, Depends(get_principal)]) -> User:
+    user = services.seen_users.get(principal) or await run_in_threadpool(authenticate, services, principal)
     request.state.user = user
     check_rate(services, "default", user)
     return user
@@ -120,8 +119,19 @@ def get_current_user(request: Request, services: ServicesDep,
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
+def get_conn(services: ServicesDep, _caller: CurrentUser) -> Iterator[psycopg.Connection]:
+    """The caller is authenticated first: the user upsert takes (and gives back) a pooled connection
+    of its own, and a request must never wait for a second connection while holding one — with
+    the pool's connections all held by requests waiting like that, nothing would move."""
+    with services.pool.connection() as conn:  # commit on success, rollback on error
+        yield conn
+
+
+ConnDep = Annotated[psycopg.Connection, Depends(get_conn, scope="function")]
+
+
 def require(role: str):
-    def dependency(user: CurrentUser) -> User:
+    async def dependency(user: CurrentUser) -> User:
         if not role_at_least(user.role, role):
             raise PermissionDenied(f"this needs the {role} role or higher; you are {user.role}")
         return user
@@ -135,11 +145,11 @@ EditorUser = Annotated[User, Depends(require("editor"))]
 AdminUser = Annotated[User, Depends(require("admin"))]
 
 
-def trigger_limit(services: ServicesDep, user: EditorUser) -> None:
+async def trigger_limit(services: ServicesDep, user: EditorUser) -> None:
     check_rate(services, "trigger", user)
 
 
-def upload_limit(services: ServicesDep, user: EditorUser) -> None:
+async def upload_limit(services: ServicesDep, user: EditorUser) -> None:
     check_rate(services, "upload", user)
 
 
@@ -157,7 +167,7 @@ class AuditTrail:
         audit.record(conn, self.actor, action, resource, resource_id, request_id=self.request_id, details=details)
 
 
-def get_audit(request: Request, user: CurrentUser) -> AuditTrail:
+async def get_audit(request: Request, user: CurrentUser) -> AuditTrail:
     return AuditTrail(audit.Actor(user.id, user.email, user.role), getattr(request.state, "request_id", None))
 
 

@@ -82,7 +82,7 @@ class Services:
         kwargs: dict[str, Any] = {"connect_timeout": 10}
         if is_transaction_pooler(url):
             kwargs["prepare_threshold"] = None
-        return ConnectionPool(url, min_size=1, max_size=int(os.environ.get("PROPOSALFLOW_API_POOL_SIZE", "10")),
+        return ConnectionPool(url, min_size=1, max_size=self.settings.api_pool_size,
                               kwargs=kwargs, timeout=15, open=True, name="proposalflow-api")
 
     @cached_property

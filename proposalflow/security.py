@@ -101,6 +101,15 @@ class TokenVerifier:
                    audience=settings.jwt_audience, issuer=settings.jwt_issuer,
                    role_claim=settings.jwt_role_claim, jwks_cache_seconds=settings.jwks_cache_seconds)
 
+    def may_fetch_keys(self, token: str) -> bool:
+        """Whether verifying `token` may need the network (an asymmetric token and a JWKS to consult)."""
+        if self._jwks is None:
+            return False
+        try:
+            return jwt.get_unverified_header(token).get("alg") in ASYMMETRIC_ALGORITHMS
+        except jwt.InvalidTokenError:
+            return False
+
     def verify(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)

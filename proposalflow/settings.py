@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(1 << 20, alias="PROPOSALFLOW_API_MAX_BODY_BYTES", ge=1024)
     upload_max_bytes: int = Field(25 << 20, alias="PROPOSALFLOW_UPLOAD_MAX_BYTES", ge=1024)
     api_page_max: int = Field(200, alias="PROPOSALFLOW_API_PAGE_MAX", ge=1, le=10_000)
+    api_pool_size: int = Field(10, alias="PROPOSALFLOW_API_POOL_SIZE", ge=1, le=1000)  # connections per API worker
     rate_limit: str = Field("600/minute", alias="PROPOSALFLOW_RATE_LIMIT")  # per user, every route
     rate_limit_triggers: str = Field("30/minute", alias="PROPOSALFLOW_RATE_LIMIT_TRIGGERS")  # flow runs
     rate_limit_uploads: str = Field("30/minute", alias="PROPOSALFLOW_RATE_LIMIT_UPLOADS")

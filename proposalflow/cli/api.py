@@ -17,6 +17,7 @@ def serve_api(
     """Start the HTTP API (docs at /docs, OpenAPI at /openapi.json)."""
     import os
     import shutil
+    import socket
 
     import uvicorn
 
@@ -31,5 +32,17 @@ def serve_api(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     mode = "in-process runs" if settings.runs_flows_in_process else f"deployment runs on {settings.prefect_api_url}"
     err.print(f"proposalflow API on http://{host}:{port} (docs: /docs) — flow triggers: {mode}", highlight=False)
-    uvicorn.run("api.main:app", host=host, port=port, workers=workers, reload=reload, log_level=log_level,
-                proxy_headers=True, server_header=False)
+    config = uvicorn.Config("api.main:app", host=host, port=port, workers=workers, reload=reload,
+                            log_level=log_level, proxy_headers=True, server_header=False,
+                            access_log=False)  # the app writes its own JSON access lines
+    if workers > 1 and not reload:
+        from uvicorn.supervisors import Multiprocess
+
+        # uvicorn binds the shared socket itself (protocol 0), so asyncio does not turn Nagle off on
+        # the connections the workers accept: every keep-alive response then waits ~40 ms for a
+        # delayed ACK. Linux copies TCP_NODELAY from the listening socket to accepted ones.
+        sock = config.bind_socket()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        uvicorn.Server(config).run()

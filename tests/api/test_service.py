@@ -90,3 +90,16 @@ def test_unknown_query_parameters_are_refused(api, viewer):
     response = api.get("/api/clients", params={"limt": 5}, headers=viewer)
     assert response.status_code == 422 and response.json()["errors"] == [
         {"field": "limt", "message": "is not a parameter of this route"}]
+
+
+def test_a_burst_of_new_callers_does_not_exhaust_the_pool(db_url):
+    """Each new caller's first request upserts its user on a connection of its own: that happens
+    before the request takes its connection, so a burst larger than the pool cannot deadlock it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with TestClient(create_app(make_settings(PROPOSALFLOW_API_POOL_SIZE="2"))) as api:
+        def first_request(i: int) -> int:
+            return api.get("/api/clients", headers=auth("viewer", f"new-{i}@agency.test")).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(first_request, range(16))) == [200] * 16
