@@ -82,3 +82,31 @@ def test_minted_role_claim_path_is_configurable(db_url):
         assert api.get("/api/users/me", headers={"Authorization": f"Bearer {token}"}).json()["role"] == "admin"
         # app_metadata.role is not consulted any more
         assert api.get("/api/users/me", headers=auth("admin", "x@agency.test")).json()["role"] == "viewer"
+
+
+def test_asymmetric_tokens_through_the_projects_jwks(db_url):
+    """A project with asymmetric signing keys: PROPOSALFLOW_JWKS_URL only, no shared secret."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from proposalflow.settings import Settings
+    from tests.core.test_security import JWKSServer, claims, ec_key
+
+    server = JWKSServer()
+    try:
+        private, public = ec_key("2026-key")
+        server.keys = [public]
+        app = create_app(Settings(PROPOSALFLOW_JWKS_URL=server.url, PROPOSALFLOW_ENV="production"))
+        with TestClient(app) as api:
+            token = jwt.encode(claims(app_metadata={"role": "admin"}), private, algorithm="ES256",
+                               headers={"kid": "2026-key"})
+            assert api.get("/api/users", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+            hs256 = api.get("/api/users", headers=auth("admin"))  # no secret configured: refused
+            assert hs256.status_code == 401 and "HS256" in hs256.json()["detail"]
+            fetches = server.fetches
+            unknown = jwt.encode(claims(), private, algorithm="ES256", headers={"kid": "forged"})
+            refused = api.get("/api/users", headers={"Authorization": f"Bearer {unknown}"})
+            assert refused.status_code == 401 and "forged" in refused.json()["detail"]
+            assert server.fetches == fetches  # within the refresh cooldown: no refetch per forged key id
+    finally:
+        server.close()
