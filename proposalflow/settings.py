@@ -14,7 +14,9 @@ _PLACEHOLDER_SECRETS = {"changethis", "secret", "change-me", "changeme", ""}
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # Variables are read by their documented names (aliases) only: with populate_by_name, HOME
+    # would set `home` and ENVIRONMENT `environment`.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     # environment: "local" tolerates unsafe development values (with a warning), anything else refuses them
     environment: Literal["local", "staging", "production"] = Field("local", alias="PROPOSALFLOW_ENV")

@@ -142,31 +142,32 @@ def save_version(conn: psycopg.Connection, *, run_id: str, proposal_id: str, con
                           current[0], run_id))
             conn.execute("UPDATE proposal_runs SET status = 'completed', version = %s, finished_at = now(), "
                          "error = NULL WHERE id = %s", (current[0], run_id))
-            _commit(conn)
-            return {"proposal_id": proposal_id, "version": current[0]}
-        version = current[0] + 1
-        data = model.model_dump(mode="json")
-        conn.execute(
-            """INSERT INTO proposal_versions (proposal_id, version, title, content, kind, instruction, diff_summary,
-                                              run_id, flow_run_id)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            (proposal_id, version, model.title, Jsonb(data), kind, instruction, diff_summary, run_id, flow_run_id))
-        conn.execute(
-            """UPDATE proposals SET title = %s, content = %s, version = %s, flow_run_id = %s,
-                      brief = coalesce(%s, brief), template = coalesce(%s, template) WHERE id = %s""",
-            (model.title, Jsonb(data), version, flow_run_id, model.metadata.brief, model.metadata.template,
-             proposal_id))
-        status_machine.content_changed(conn, proposal_id, version, actor="generation" if kind == "generated" else
-                                       "revision", note=f"version {version} {kind}")
-        if instruction is not None:
-            conn.execute("""INSERT INTO proposal_messages (proposal_id, role, content, version, run_id)
-                            VALUES (%s, 'user', %s, %s, %s), (%s, 'assistant', %s, %s, %s)""",
-                         (proposal_id, instruction, version, run_id,
-                          proposal_id, _assistant_message(reply, diff_summary, version), version, run_id))
-        conn.execute("UPDATE proposal_runs SET status = 'completed', version = %s, finished_at = now(), error = NULL "
-                     "WHERE id = %s", (version, run_id))
-    _commit(conn)
-    return {"proposal_id": proposal_id, "version": version}
+            result = {"proposal_id": proposal_id, "version": current[0]}
+        else:
+            version = current[0] + 1
+            data = model.model_dump(mode="json")
+            conn.execute(
+                """INSERT INTO proposal_versions (proposal_id, version, title, content, kind, instruction, diff_summary,
+                                                  run_id, flow_run_id)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                (proposal_id, version, model.title, Jsonb(data), kind, instruction, diff_summary, run_id, flow_run_id))
+            conn.execute(
+                """UPDATE proposals SET title = %s, content = %s, version = %s, flow_run_id = %s,
+                          brief = coalesce(%s, brief), template = coalesce(%s, template) WHERE id = %s""",
+                (model.title, Jsonb(data), version, flow_run_id, model.metadata.brief, model.metadata.template,
+                 proposal_id))
+            status_machine.content_changed(conn, proposal_id, version, actor="generation" if kind == "generated" else
+                                           "revision", note=f"version {version} {kind}")
+            if instruction is not None:
+                conn.execute("""INSERT INTO proposal_messages (proposal_id, role, content, version, run_id)
+                                VALUES (%s, 'user', %s, %s, %s), (%s, 'assistant', %s, %s, %s)""",
+                             (proposal_id, instruction, version, run_id,
+                              proposal_id, _assistant_message(reply, diff_summary, version), version, run_id))
+            conn.execute("UPDATE proposal_runs SET status = 'completed', version = %s, finished_at = now(), error = NULL "
+                         "WHERE id = %s", (version, run_id))
+            result = {"proposal_id": proposal_id, "version": version}
+    _commit(conn)  # outside the transaction block: committing inside it is refused
+    return result
 
 
 def _assistant_message(reply: str | None, diff: str | None, version: int) -> str:
