@@ -59,3 +59,59 @@ def test_a_bad_database_url_is_a_clear_error(tmp_path):
     env["DATABASE_URL"] = "postgresql://nobody@127.0.0.1:1/none"
     result = subprocess.run([PROPOSALFLOW, "db", "migrate"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "cannot connect to the database" in result.stderr
+
+
+class _PostgresHandshakeServer:
+    """Speaks the first step of PostgreSQL's wire protocol: it records whether the client opened
+    with an SSLRequest, answers 'N' (no TLS here) and closes. Enough to see what sslmode did."""
+
+    SSL_REQUEST = (8).to_bytes(4, "big") + (80877103).to_bytes(4, "big")
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.openings: list[bytes] = []
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._socket.accept()
+            except OSError:
+                return
+            with conn:
+                opening = conn.recv(8)
+                self.openings.append(opening)
+                if opening == self.SSL_REQUEST:
+                    conn.sendall(b"N")
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def test_sslmode_in_database_url_is_honoured():
+    from proposalflow.database import connect_url
+    from proposalflow.errors import DatabaseUnavailable
+
+    server = _PostgresHandshakeServer()
+    try:
+        url = f"postgresql://postgres:secret@127.0.0.1:{server.port}/postgres"
+        try:
+            connect_url(url + "?sslmode=require", migrate=False)
+        except DatabaseUnavailable as exc:
+            assert "SSL" in str(exc)  # libpq: the server does not support SSL, but SSL was required
+        else:
+            raise AssertionError("sslmode=require connected without TLS")
+        assert server.openings == [server.SSL_REQUEST]
+
+        server.openings.clear()
+        try:
+            connect_url(url + "?sslmode=disable", migrate=False)
+        except DatabaseUnavailable:
+            pass  # the fake closes after the first message
+        assert server.openings and server.openings[0] != server.SSL_REQUEST  # a plain StartupMessage
+    finally:
+        server.close()
