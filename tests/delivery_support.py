@@ -64,3 +64,28 @@ def make_proposal(db, client_id: str | None = None, *, state: str = "approved", 
     for step in path:
         status.transition(db, pid, step, actor="test")
     return pid
+
+
+def save_revision(db, proposal_id: str, title: str) -> int:
+    """Save a new version of a proposal the way a revision does (proposals.store: a run, then save_version,
+    which moves the proposal back to draft); returns the new version."""
+    import uuid
+
+    import psycopg
+
+    from proposalflow.proposals import store
+
+    client_id, name = db.execute("SELECT c.id, c.name FROM proposals p JOIN clients c ON c.id = p.client_id "
+                                 "WHERE p.id = %s", (proposal_id,)).fetchone()
+    with psycopg.connect(db.info.dsn, password=db.info.password, autocommit=True) as lock_conn:
+        run = store.start_run(db, lock_conn, kind="revise", key=f"test-revision:{uuid.uuid4()}",
+                              client_id=str(client_id), proposal_id=proposal_id, instruction=f"retitle: {title}")
+        saved = store.save_version(db, run_id=run.id, proposal_id=proposal_id, kind="revised", flow_run_id=None,
+                                   content=make_content(str(client_id), name, title=title).model_dump(mode="json"),
+                                   instruction=f"retitle: {title}", diff_summary="title")
+    return saved["version"]
+
+
+def approve(db, proposal_id: str) -> None:
+    for step in ("in_review", "approved"):
+        status.transition(db, proposal_id, step, actor="test")

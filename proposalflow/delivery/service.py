@@ -98,10 +98,13 @@ def plan_delivery(conn: psycopg.Connection, proposal_id: str, *, target: str, se
         raise ConfigurationError("`--send` with the local exporters needs SMTP_URL (smtp://user:pass@host:587); "
                                  "without it the email stays in the outbox as an .eml")
     completed_draft = bool(existing and existing["status"] == "completed")  # only the send is left to do
+    if completed_draft and state != proposal_status.ProposalStatus.SENT:
+        raise IllegalTransition(f"proposal {pid} is '{state}': the email of its delivery (version {version}, "
+                                f"'{target}') is not sent any more", state, proposal_status.ProposalStatus.SENT.value)
     if not completed_draft and state != proposal_status.ProposalStatus.APPROVED:
         hint = {"draft": f" (approve it first: proposalflow proposal status {pid} approved)",
                 "in_review": f" (approve it first: proposalflow proposal status {pid} approved)",
-                "sent": f" — version {version} was already delivered, not to '{target}'"}.get(state, "")
+                "sent": _sent_hint(conn, pid, version, target)}.get(state, "")
         raise IllegalTransition(f"proposal {pid} is '{state}': only approved proposals are delivered{hint}",
                                 state, proposal_status.ProposalStatus.SENT.value)
     recipient = (contact or {}).get("email")
@@ -113,6 +116,20 @@ def plan_delivery(conn: psycopg.Connection, proposal_id: str, *, target: str, se
     if not created and not completed_draft:  # a completed draft stays completed if sending it fails
         records.restart_delivery(conn, delivery_id, flow_run_id)
     return _job(delivery_id, pid, version, target, send, client_id, client_name, contact, folder_id, content)
+
+
+def _sent_hint(conn: psycopg.Connection, pid: str, version: int, target: str) -> str:
+    """What the deliveries table says about a `sent` proposal that has no completed delivery of its current
+    version to `target` — the version and target that were in fact delivered."""
+    row = conn.execute("""SELECT version, target, mail_state FROM deliveries WHERE proposal_id = %s AND status = 'completed'
+                           ORDER BY version = %s DESC, completed_at DESC LIMIT 1""", (pid, version)).fetchone()
+    if row is None:
+        return f" — no completed delivery of it is recorded (current version {version})"
+    delivered, other, mail_state = row
+    if delivered == version:
+        return f" — version {version} was already delivered to '{other}' (email {mail_state}), not to '{target}'"
+    return (f" — version {delivered} was delivered to '{other}' (email {mail_state}); the current version {version} "
+            "never was")
 
 
 def _job(delivery_id, pid, version, target, send, client_id, client_name, contact, folder_id, content,
@@ -243,15 +260,51 @@ def finish_delivery(conn: psycopg.Connection, job: DeliveryJob, *, folder: dict,
                         or message.get("gmail_message_id"), message_id=message.get("message_id"))
     else:
         metadata.update(files=report["files"], message_id=message.get("message_id"))
-    with conn.transaction():
-        proposal_status.mark_sent(conn, job.proposal_id, doc_link=document["link"],
-                                  note=f"delivered ({job.target}, email {mail_state})")
-        conn.execute("UPDATE proposals SET metadata = metadata || jsonb_build_object('delivery', %s::jsonb) "
-                     "WHERE id = %s", (Jsonb(metadata), job.proposal_id))
-        conn.execute("""UPDATE deliveries SET status = 'completed', mail_state = %s, doc_link = %s, result = %s,
-                               error = NULL, completed_at = now() WHERE id = %s""",
-                     (mail_state, document["link"], Jsonb(report), job.delivery_id))
+    try:
+        with conn.transaction():
+            _require_still_deliverable(conn, job)
+            _record_finished(conn, job, document, mail_state, metadata, report)
+    except (IllegalTransition, NotFound) as exc:  # rolled back: the proposal's status is untouched
+        records.fail_delivery(conn, job.delivery_id, f"finish: {type(exc).__name__}: {exc}")
+        raise
     return {**report, "already_delivered": False, "made": made}
+
+
+def _require_still_deliverable(conn: psycopg.Connection, job: DeliveryJob) -> None:
+    """Under the proposal's row lock: the delivered version is still the current one, and the proposal
+    is still `approved` (or `sent`, when this delivery was completed earlier and only its send was left).
+    A revision saved (and perhaps re-approved) while the delivery ran refuses it: what was delivered
+    is not what the proposal now says."""
+    row = conn.execute("SELECT status, version FROM proposals WHERE id = %s FOR UPDATE",
+                       (job.proposal_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"proposal {job.proposal_id} does not exist any more: its delivery is not recorded")
+    state, current = row
+    if current != job.version:
+        raise IllegalTransition(
+            f"proposal {job.proposal_id}: version {job.version} was delivered ({job.target}), but version {current} "
+            f"was saved meanwhile (status '{state}'): the proposal is not marked sent, and what was made for version "
+            f"{job.version} is left as it is. Approve version {current} and deliver again to deliver what it now says",
+            state, proposal_status.ProposalStatus.SENT.value)
+    completed = conn.execute("SELECT status FROM deliveries WHERE id = %s FOR UPDATE",
+                             (job.delivery_id,)).fetchone()
+    follow_up = bool(completed and completed[0] == "completed")  # only the send of a finished delivery
+    if state == proposal_status.ProposalStatus.APPROVED or (follow_up and state == proposal_status.ProposalStatus.SENT):
+        return
+    raise IllegalTransition(
+        f"proposal {job.proposal_id} became '{state}' while version {job.version} was being delivered "
+        f"({job.target}): the proposal is not marked sent", state, proposal_status.ProposalStatus.SENT.value)
+
+
+def _record_finished(conn: psycopg.Connection, job: DeliveryJob, document: dict, mail_state: str, metadata: dict,
+                     report: dict) -> None:
+    proposal_status.mark_sent(conn, job.proposal_id, doc_link=document["link"], version=job.version,
+                              note=f"delivered ({job.target}, email {mail_state})")
+    conn.execute("UPDATE proposals SET metadata = metadata || jsonb_build_object('delivery', %s::jsonb) "
+                 "WHERE id = %s", (Jsonb(metadata), job.proposal_id))
+    conn.execute("""UPDATE deliveries SET status = 'completed', mail_state = %s, doc_link = %s, result = %s,
+                           error = NULL, completed_at = now() WHERE id = %s""",
+                 (mail_state, document["link"], Jsonb(report), job.delivery_id))
 
 
 def already_delivered_report(job: DeliveryJob) -> dict:

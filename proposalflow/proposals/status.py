@@ -96,13 +96,21 @@ def transition(conn: psycopg.Connection, proposal_id: str, new_status: str, *, a
 
 
 def mark_sent(conn: psycopg.Connection, proposal_id: str, *, doc_link: str | None = None,
-              actor: str = "delivery", note: str | None = None) -> StatusChange:
+              actor: str = "delivery", note: str | None = None, version: int | None = None) -> StatusChange:
     """The delivery hook: approved → sent, and the delivered document's link, in one transaction.
 
+    `version`: the version that was delivered; refused (IllegalTransition, nothing changed) unless it
+    is still the proposal's current version — a revision saved during the delivery is not `sent`.
     Delivering again a proposal that is already `sent` only updates `doc_link` (idempotent re-runs).
     """
     with conn.transaction():
         current = _lock(conn, proposal_id)
+        if version is not None:
+            now = conn.execute("SELECT version FROM proposals WHERE id = %s", (_uuid(proposal_id),)).fetchone()[0]
+            if now != version:
+                raise IllegalTransition(
+                    f"proposal {proposal_id}: version {version} was delivered, but the current version is {now} "
+                    f"(status '{current}'): not marked sent", current.value, S.SENT.value)
         if current == S.SENT:
             if doc_link:
                 conn.execute("UPDATE proposals SET doc_link = %s WHERE id = %s", (doc_link, proposal_id))

@@ -13,7 +13,7 @@ from proposalflow.delivery import service
 from proposalflow.errors import ConfigurationError, IllegalTransition, IntegrationFailed, NotFound, ValidationFailed
 from proposalflow.proposals import status
 from proposalflow.settings import Settings
-from tests.delivery_support import HEADINGS, make_client, make_proposal
+from tests.delivery_support import HEADINGS, approve, make_client, make_proposal, save_revision
 from tests.fakes.smtp_server import SmtpServer
 
 
@@ -190,3 +190,74 @@ def test_an_eml_written_before_a_crash_is_found_by_its_message_id_not_written_ag
     assert report["made"] == [] and report["message"]["eml"] == message["eml"]
     assert Path(message["eml"]).stat().st_mtime_ns == written
     assert db.execute("SELECT state, attempts FROM delivery_steps WHERE step = 'message'").fetchone() == ("done", 1)
+
+
+@pytest.mark.parametrize("reapproved", [True, False])
+def test_a_revision_saved_during_the_delivery_is_not_marked_sent(db, settings, reapproved):
+    """Version 1 is being delivered when version 2 is saved (and perhaps approved again): finishing the
+    version-1 delivery must not mark version 2 `sent`; a new delivery delivers version 2."""
+    pid = make_proposal(db)
+    target = service.make_target(db, settings, "local")
+    job = service.plan_delivery(db, pid, target="local", settings=settings)
+    folder = service.ensure_client_folder(db, target, job)
+    document = service.create_document(db, target, job, folder)
+    message = service.create_email(db, target, job, document, settings)
+
+    assert save_revision(db, pid, "Route optimisation, revised") == 2
+    if reapproved:
+        approve(db, pid)
+    before = status.current_status(db, pid)
+    with pytest.raises(IllegalTransition, match=f"proposal {pid}: version 1 was delivered .*but version 2 was saved"):
+        service.finish_delivery(db, job, folder=folder, document=document, message=message, sent=None)
+    assert status.current_status(db, pid) == before == ("approved" if reapproved else "draft")
+    row = db.execute("SELECT doc_link, metadata ? 'delivery' FROM proposals WHERE id = %s", (pid,)).fetchone()
+    assert row == (None, False)
+    failed = db.execute("SELECT version, status, error FROM deliveries").fetchone()
+    assert failed[:2] == (1, "failed") and "version 2 was saved meanwhile" in failed[2]
+
+    if not reapproved:
+        with pytest.raises(IllegalTransition, match="is 'draft': only approved proposals are delivered"):
+            service.deliver(db, pid, settings=settings)
+        approve(db, pid)
+    report = service.deliver(db, pid, settings=settings)
+    assert report["version"] == 2 and report["already_delivered"] is False and report["status"] == "sent"
+    assert all("-v2." in f and Path(f).is_file() for f in report["files"])
+    assert status.current_status(db, pid) == "sent"
+    assert db.execute("SELECT metadata->'delivery'->>'version' FROM proposals").fetchone()[0] == "2"
+    assert service.deliver(db, pid, settings=settings)["already_delivered"] is True
+
+
+def test_mark_sent_refuses_a_version_that_is_no_longer_current(db):
+    pid = make_proposal(db)
+    save_revision(db, pid, "Route optimisation, revised")
+    approve(db, pid)
+    with pytest.raises(IllegalTransition, match="version 1 was delivered, but the current version is 2"):
+        status.mark_sent(db, pid, doc_link="file:///x.html", version=1)
+    assert status.current_status(db, pid) == "approved"
+    assert status.mark_sent(db, pid, doc_link="file:///x.html", version=2).to_status == "sent"
+
+
+def test_a_sent_proposal_names_the_version_and_target_that_were_in_fact_delivered(db, settings):
+    pid = make_proposal(db)
+    service.deliver(db, pid, settings=settings)
+    with pytest.raises(IllegalTransition, match="version 1 was already delivered to 'local' \\(email draft\\), "
+                                                "not to 'google'"):
+        service.plan_delivery(db, pid, target="google", settings=settings)
+    # a proposal whose current version was never delivered (its status set outside delivery)
+    other = make_proposal(db, client_name="Harborview Realty")
+    service.deliver(db, other, settings=settings)
+    db.execute("UPDATE proposals SET version = 2 WHERE id = %s", (other,))
+    with pytest.raises(IllegalTransition, match="version 1 was delivered to 'local' \\(email draft\\); the current "
+                                                "version 2 never was"):
+        service.plan_delivery(db, other, target="local", settings=settings)
+
+
+def test_sending_the_draft_of_an_archived_proposal_is_refused(db, settings):
+    with SmtpServer() as server:
+        pid = make_proposal(db)
+        service.deliver(db, pid, settings=settings)
+        status.transition(db, pid, "archived", actor="test")
+        allowed = settings.model_copy(update={"allow_send": True, "smtp_url": SecretStr(server.url)})
+        with pytest.raises(IllegalTransition, match="is 'archived': the email of its delivery"):
+            service.deliver(db, pid, send=True, settings=allowed)
+    assert server.messages == []
