@@ -11,6 +11,8 @@ requests-per-minute limit apply.
 
 from __future__ import annotations
 
+import json
+import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,6 +27,8 @@ from .safety import UrlGuard
 from .stats import ReaderStats
 
 FALLBACK_STATUS = {401, 402, 403, 451}  # a key or balance problem, or refused for legal reasons: another reader may do
+TRANSIENT_5XX = {520, 521, 522, 523, 524, 525, 526, 527, 529, 530}  # besides 500/502/503/504 (RETRYABLE_STATUS)
+JINA_EXTRA_SECONDS = 5  # Jina needs a few seconds of its own on top of the X-Timeout it gives the target
 
 
 class JinaReader:
@@ -45,8 +49,8 @@ class JinaReader:
                    "X-With-Links-Summary": "true", "X-Timeout": str(max(1, int(self.timeout)))}
         if settings.jina_api_key is not None:
             headers["Authorization"] = f"Bearer {settings.jina_api_key.get_secret_value()}"
-        # Jina needs a few seconds of its own on top of the target's time
-        self.client = client or httpx.Client(timeout=httpx.Timeout(self.timeout + 5, connect=10.0), headers=headers)
+        self.client = client or httpx.Client(timeout=httpx.Timeout(self.timeout + JINA_EXTRA_SECONDS, connect=10.0),
+                                             headers=headers)
 
     def read(self, url: str) -> Page:
         try:
@@ -63,28 +67,30 @@ class JinaReader:
         self.client.close()
 
     def _attempt(self, url: str, site: str) -> Page:
+        deadline = time.monotonic() + self.timeout + JINA_EXTRA_SECONDS
         with self.limits.slot(site, service="jina"):
             self.stats.add(requests=1)
             try:
-                response = self.client.get(f"{self.base_url}/{url}")
+                response = self.client.send(self.client.build_request("GET", f"{self.base_url}/{url}"), stream=True)
             except httpx.TimeoutException as exc:
                 raise Transient(f"{url}: Jina Reader timed out ({type(exc).__name__})") from exc
             except httpx.TransportError as exc:
                 raise Transient(f"{url}: Jina Reader unreachable: {type(exc).__name__}: {exc}") from exc
-        self.stats.add(bytes=len(response.content))
-        problem = transient_status(response, url)
+            try:
+                body = self._body(response, url, deadline)
+            finally:
+                response.close()  # unread rest of an oversized answer: the connection is dropped, not drained
+        problem = transient_status(response, url) or _transient_5xx(response, url)
         if problem:
-            problem.args = (f"{problem.args[0]} from Jina Reader{_error_text(response)}",)
+            problem.args = (f"{problem.args[0]} from Jina Reader{_error_text(body)}",)
             raise problem
         if response.status_code >= 400:
-            raise FetchFailed(f"{url}: Jina Reader answered HTTP {response.status_code}{_error_text(response)}",
+            # any other 5xx (501, 505 …) is Jina's own trouble: the direct reader may still read the page
+            raise FetchFailed(f"{url}: Jina Reader answered HTTP {response.status_code}{_error_text(body)}",
                               url=url, status=response.status_code,
-                              fallback_ok=response.status_code in FALLBACK_STATUS)
-        if len(response.content) > self.max_bytes:
-            raise FetchFailed(f"{url}: the page is over the {self.max_bytes:,} byte limit", url=url,
-                              status=response.status_code)
+                              fallback_ok=response.status_code in FALLBACK_STATUS or response.status_code >= 500)
         try:
-            data = response.json()["data"]
+            data = json.loads(body)["data"]
             content = data.get("content") or ""
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise FetchFailed(f"{url}: Jina Reader's answer is not its JSON format", url=url,
@@ -99,6 +105,39 @@ class JinaReader:
                     links=_links(data.get("links")), structured=structured, fetched_at=utcnow(),
                     content_type="text/markdown", reader=self.name)
 
+    def _body(self, response: httpx.Response, url: str, deadline: float) -> bytes:
+        """The answer's bytes, read in chunks: refused unread when Content-Length is over the cap,
+        cut off as soon as the bytes read pass it, and bounded in time (a dribbled answer)."""
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            raise FetchFailed(f"{url}: Jina Reader's answer is {int(declared):,} bytes, over the "
+                              f"{self.max_bytes:,} byte limit", url=url, status=response.status_code)
+        chunks, size = [], 0
+        try:
+            for chunk in response.iter_bytes(65536):
+                size += len(chunk)
+                if size > self.max_bytes:
+                    self.stats.add(bytes=size)
+                    raise FetchFailed(f"{url}: Jina Reader's answer is over the {self.max_bytes:,} byte limit",
+                                      url=url, status=response.status_code)
+                if time.monotonic() > deadline:
+                    raise Transient(f"{url}: Jina Reader's answer took longer than "
+                                    f"{self.timeout + JINA_EXTRA_SECONDS:g} s")
+                chunks.append(chunk)
+        except httpx.TimeoutException as exc:
+            raise Transient(f"{url}: Jina Reader timed out sending its answer ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise Transient(f"{url}: {type(exc).__name__} while reading Jina Reader's answer: {exc}") from exc
+        self.stats.add(bytes=size)
+        return b"".join(chunks)
+
+
+def _transient_5xx(response: httpx.Response, url: str) -> Transient | None:
+    """Cloudflare's 52x in front of Jina (origin down, timed out …) and 529 (overloaded) pass; retry them."""
+    if response.status_code in TRANSIENT_5XX:
+        return Transient(f"{url}: HTTP {response.status_code}", status=response.status_code)
+    return None
+
 
 def _links(value) -> list[str]:
     """Jina gives links as {text: url} (links summary) or a list of urls / [text, url] pairs."""
@@ -112,9 +151,9 @@ def _links(value) -> list[str]:
     return list(dict.fromkeys(c.split("#", 1)[0] for c in links))
 
 
-def _error_text(response: httpx.Response) -> str:
+def _error_text(raw: bytes) -> str:
     try:
-        body = response.json()
+        body = json.loads(raw)
         name, message = body.get("name"), body.get("readableMessage") or body.get("message")
     except (ValueError, AttributeError):
         return ""

@@ -12,7 +12,7 @@ from proposalflow.errors import FetchFailed, UnsafeURL
 from proposalflow.reader import DatabaseCache, ReaderStats, UrlGuard, make_reader
 from proposalflow.reader.limits import Limits
 from proposalflow.settings import Settings
-from tests.fakes.jina_server import JinaError, JinaServer
+from tests.fakes.jina_server import JinaError, JinaReply, JinaServer
 from tests.fakes.websites import Reply, SiteServer, company_pages
 
 
@@ -239,14 +239,40 @@ def test_jina_402_falls_back_to_the_direct_reader(server):
     assert page.structured["json_ld"]  # the direct reader's structured data
 
 
-def test_jina_5xx_after_retries_falls_back_and_451_too(server):
+@pytest.mark.parametrize("status, tries", [(500, 3), (524, 3), (501, 1)])
+def test_jina_5xx_after_retries_falls_back_and_451_too(server, status, tries):
+    """Transient 5xx (500, Cloudflare's 524 …) are retried, then the direct reader takes over; a
+    5xx that retrying will not fix (501) falls back at once."""
     site = server.add_site(company_pages())
-    with JinaServer(faults=[JinaError.server_error()] * 3 + [JinaError.unavailable_for_legal_reasons()]) as jina:
+    with JinaServer(faults=[JinaError.server_error(status)] * tries + [JinaError.unavailable_for_legal_reasons()]) as jina:
         reader = reader_for(jina_settings(jina, PROPOSALFLOW_READER_ATTEMPTS=3))
-        assert reader.read(site.url("/")).reader == "direct"
-        assert len(jina.requests) == 3 and reader.stats.retries == 2
+        page = reader.read(site.url("/"))
+        assert page.reader == "direct" and f"HTTP {status}" in page.structured["reader_fallback"]["reason"]
+        assert len(jina.requests) == tries and reader.stats.retries == tries - 1
         assert reader.read(site.url("/about-us")).reader == "direct"
-    assert len(jina.requests) == 4 and reader.stats.fallbacks == 2
+    assert len(jina.requests) == tries + 1 and reader.stats.fallbacks == 2
+
+
+def wait_for(condition, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+@pytest.mark.parametrize("declare_length", [False, True], ids=["chunked", "content-length"])
+def test_an_oversized_jina_answer_is_cut_off_while_downloading(server, declare_length):
+    """50 MB from Jina against a 100 kB cap: refused on the declared length or after ~100 kB of a
+    chunked answer — the reader hangs up and the server never gets to send the rest."""
+    site = server.add_site(company_pages())
+    size = 50_000_000
+    with JinaServer(faults=[JinaReply(stream_bytes=size, declare_length=declare_length)]) as jina:
+        reader = reader_for(jina_settings(jina, PROPOSALFLOW_READER_MAX_BYTES=100_000))
+        with pytest.raises(FetchFailed, match="over the 100,000 byte limit"):
+            reader.read(site.url("/"))
+        assert wait_for(lambda: jina.aborted == 1), (jina.aborted, jina.bytes_sent)
+    assert len(jina.requests) == 1 and reader.stats.fallbacks == 0  # not retried, not handed on
+    assert reader.stats.bytes < 300_000 and jina.bytes_sent < size / 2
 
 
 def test_jina_failing_on_the_target_is_not_hidden_by_a_fallback(server):

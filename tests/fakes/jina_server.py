@@ -1,13 +1,20 @@
 """A local server that speaks Jina AI Reader's JSON API, for tests.
 
 `GET /{url}` with `Accept: application/json` answers {"code": 200, "status": 20000, "data":
-{"title", "description", "url", "content", "links", "usage"}}: by default it reads the target
-itself (over HTTP — e.g. from a local SiteServer) and turns it into text; `render(url)` can answer
-instead. Errors are Jina's JSON: {"code", "name", "message", "readableMessage"} with the status.
+{"title", "description", "url", "content", "metadata", "links", "usage"}} as r.jina.ai does: by
+default it reads the target itself (over HTTP — e.g. from a local SiteServer) and renders it as
+Markdown (`# `/`## ` headings, paragraphs, `- ` list items, links as `[text](url)`), with the page's
+<meta> tags in `metadata` (`description`, `og:site_name`, `og:title`, `generator` …) and, as with
+`X-With-Links-Summary`, `links` as {text: url}. `render(url)` can answer instead. Errors are
+Jina's JSON: {"code", "name", "message", "readableMessage"} with the status.
 
     with JinaServer(faults=[JinaError.rate_limited(retry_after=1)]) as jina:
         Settings(JINA_READER_URL=jina.base_url, …)
     jina.requests  # [(target url, headers), …]
+
+A fault can also be a `JinaReply`: any status/body/content type, a hang before answering, or a
+large body (chunked, or with its Content-Length declared). `jina.bytes_sent` counts the body bytes
+the server managed to write; `jina.aborted` counts answers the client hung up on midway.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import http.server
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -39,8 +47,8 @@ class JinaError:
         return cls(402, "InsufficientBalanceError", "Account balance not enough to run this query, please recharge.")
 
     @classmethod
-    def server_error(cls) -> "JinaError":
-        return cls(500, "InternalServerError", "Internal server error")
+    def server_error(cls, status: int = 500) -> "JinaError":
+        return cls(status, "InternalServerError", "Internal server error")
 
     @classmethod
     def unavailable_for_legal_reasons(cls) -> "JinaError":
@@ -51,31 +59,110 @@ class JinaError:
                 "message": self.message, "readableMessage": f"{self.name}: {self.message}"}
 
 
+@dataclass
+class JinaReply:
+    """A raw answer: `hang` seconds of silence first; `stream_bytes` > 0 sends a JSON answer whose
+    content is that many bytes of filler — chunked, or with Content-Length when `declare_length`."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    hang: float = 0.0
+    stream_bytes: int = 0
+    declare_length: bool = False
+
+
+_BLOCKS = {"p", "li", "address", "blockquote", "dt", "dd", "td", "th", "figcaption", "pre"}
+_SKIP = {"script", "style", "noscript", "template", "head", "svg", "iframe"}
+
+
+def _inline(node, base: str) -> str:
+    parts = [node.text or ""]
+    for child in node:
+        if not isinstance(child.tag, str) or child.tag in _SKIP:
+            pass
+        elif child.tag == "a" and child.get("href"):
+            text = re.sub(r"\s+", " ", _inline(child, base)).strip()
+            href = child.get("href").strip()
+            href = href if href.startswith(("mailto:", "tel:")) else str(httpx.URL(base).join(href))
+            parts.append(f"[{text}]({href})" if text else "")
+        elif child.tag == "br":
+            parts.append("\n")
+        else:
+            parts.append(_inline(child, base))
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
+def _has_blocks(node) -> bool:
+    return any(isinstance(d.tag, str) and (d.tag in _BLOCKS or re.fullmatch(r"h[1-6]", d.tag))
+               for d in node.iterdescendants())
+
+
+def to_markdown(node, base: str) -> str:
+    """An HTML element as Jina-style Markdown."""
+    out: list[str] = []
+
+    def text(value: str | None) -> None:
+        value = re.sub(r"[ \t\r\n]+", " ", value or "").strip()
+        if value:
+            out.append(value)
+
+    def walk(element) -> None:
+        text(element.text)
+        for child in element:
+            tag = child.tag if isinstance(child.tag, str) else ""
+            if tag in _SKIP or not tag:
+                pass
+            elif re.fullmatch(r"h[1-6]", tag):
+                out.append("#" * int(tag[1]) + " " + re.sub(r"\s+", " ", _inline(child, base)).strip())
+            elif tag in _BLOCKS and not _has_blocks(child):
+                line = re.sub(r"[ \t]+", " ", _inline(child, base)).strip()
+                if line:
+                    out.append(("- " if tag == "li" else "") + line)
+            elif _has_blocks(child):
+                walk(child)
+            else:
+                text(_inline(child, base))
+            text(child.tail)
+
+    walk(node)
+    return "\n\n".join(out)
+
+
 def default_render(url: str) -> dict:
     response = httpx.get(url, follow_redirects=True, timeout=10)
     if response.status_code >= 400:
         raise RuntimeError(f"target answered {response.status_code}")
+    final = str(response.url)
     tree = lxml.html.document_fromstring(response.text)
     links = {}
     for a in tree.xpath("//a[@href]"):
-        href = str(httpx.URL(str(response.url)).join(a.get("href")))
+        href = str(httpx.URL(final).join(a.get("href")))
         if href.startswith("http"):
             links[a.text_content().strip() or href] = href
-    for bad in tree.xpath("//script|//style"):
-        bad.drop_tree()
-    text = re.sub(r"[ \t]+", " ", tree.text_content())
-    text = re.sub(r"\n\s*\n+", "\n\n", text).strip()
+    metadata = {}
+    for node in tree.xpath("//meta[@content]"):
+        key = (node.get("property") or node.get("name") or "").strip()
+        if key:
+            metadata.setdefault(key, node.get("content"))
+    if tree.get("lang"):
+        metadata["lang"] = tree.get("lang")
+    body = tree.find("body")
+    content = to_markdown(body if body is not None else tree, final)
     return {"title": tree.xpath("string(//title)").strip(),
-            "description": tree.xpath("string(//meta[@name='description']/@content)"),
-            "url": str(response.url), "content": text, "links": links}
+            "description": metadata.get("description", ""),
+            "url": final, "content": content, "metadata": metadata, "links": links}
 
 
 class JinaServer:
     def __init__(self, render: Callable[[str], dict | JinaError] | None = None, *,
-                 faults: list[JinaError] | None = None):
+                 faults: list[JinaError | JinaReply] | None = None):
         self.render = render or default_render
-        self.faults = list(faults or [])
+        self.faults: list[JinaError | JinaReply] = list(faults or [])
         self.requests: list[tuple[str, dict]] = []
+        self.bytes_sent = 0
+        self.aborted = 0
         self._lock = threading.Lock()
         self._server: http.server.ThreadingHTTPServer | None = None
 
@@ -99,12 +186,54 @@ class JinaServer:
                     except Exception as exc:  # noqa: BLE001 - the target failed: Jina says 422
                         answer = JinaError(422, "AssertionFailureError", f"Failed to goto {target}: {exc}")
                     fault = answer if isinstance(answer, JinaError) else None
+                if isinstance(fault, JinaReply):
+                    try:
+                        self._raw(fault)
+                    except (BrokenPipeError, ConnectionResetError):
+                        with owner._lock:
+                            owner.aborted += 1
+                        self.close_connection = True
+                    return
                 if fault is not None:
                     self._send(fault.status, fault.body(), fault.headers)
                     return
                 tokens = len(answer.get("content", "").split())
                 self._send(200, {"code": 200, "status": 20000,
                                  "data": {**answer, "usage": {"tokens": tokens}}, "meta": {"usage": {"tokens": tokens}}})
+
+            def _raw(self, reply: JinaReply):
+                if reply.hang:
+                    time.sleep(reply.hang)
+                self.send_response(reply.status)
+                self.send_header("content-type", reply.content_type)
+                if not reply.stream_bytes:
+                    self.send_header("content-length", str(len(reply.body)))
+                    self.end_headers()
+                    self._write(reply.body)
+                    return
+                head, tail = b'{"code":200,"status":20000,"data":{"title":"Big","url":"","content":"', b'"}}'
+                filler = b"x" * 65536
+                count = -(-reply.stream_bytes // len(filler))
+                if reply.declare_length:
+                    self.send_header("content-length", str(len(head) + count * len(filler) + len(tail)))
+                    self.end_headers()
+                    for part in [head] + [filler] * count + [tail]:
+                        self._write(part)
+                    return
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                for part in [head] + [filler] * count + [tail]:
+                    self.wfile.write(b"%x\r\n" % len(part) + part + b"\r\n")
+                    self._count(len(part))
+                self.wfile.write(b"0\r\n\r\n")
+
+            def _write(self, data: bytes):
+                self.wfile.write(data)
+                self._count(len(data))
+
+            def _count(self, size: int):
+                with owner._lock:
+                    owner.bytes_sent += size
 
             def _send(self, status: int, payload: dict, headers: dict | None = None):
                 data = json.dumps(payload).encode()
