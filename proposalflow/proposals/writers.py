@@ -143,29 +143,22 @@ class ModelWriter:
 
     def _structured(self, schema: type):
         """Structured output per model, fallbacks chained here: `.with_fallbacks()` wrappers have no
-        `with_structured_output`."""
+        `with_structured_output`. Each model's chain raises on a malformed answer (include_raw=True returns
+        the parse error as data), so a malformed answer from the primary goes to the fallback too."""
+        from langchain_core.runnables import RunnableLambda
+
         with self._lock:
             if schema not in self._runnables:
                 models = _models(self._model)
-                chains = [m.with_structured_output(schema, method=self._method, include_raw=True) for m in models]
+                strict = RunnableLambda(lambda answer: _well_formed(schema, answer), name="well_formed")
+                chains = [m.with_structured_output(schema, method=self._method, include_raw=True) | strict
+                          for m in models]
                 self._runnables[schema] = chains[0].with_fallbacks(chains[1:]) if len(chains) > 1 else chains[0]
             return self._runnables[schema]
 
     def _ask(self, schema: type, messages: list[tuple[str, str]]):
-        answer = self._structured(schema).invoke(messages)
-        raw = answer["raw"]
-        if answer.get("parsing_error") is not None:  # a malformed answer: the node's retry policy asks again
-            from langchain_core.exceptions import OutputParserException
-
-            error = answer["parsing_error"]
-            if isinstance(error, OutputParserException):
-                raise error
-            raise OutputParserException(f"{schema.__name__}: {error}") from error
-        parsed = answer["parsed"]
-        if parsed is None:
-            from langchain_core.exceptions import OutputParserException
-
-            raise OutputParserException(f"the model gave no structured answer for {schema.__name__}")
+        answer = self._structured(schema).invoke(messages)  # malformed: OutputParserException, the node retries
+        raw, parsed = answer["raw"], answer["parsed"]
         name = (getattr(raw, "response_metadata", None) or {}).get("model_name")
         if name:
             with self._lock:
@@ -243,6 +236,20 @@ class ModelWriter:
             "rewrite_summary": plan.rewrite_summary,
             "reply": plan.reply.strip(),
         }, usage
+
+
+def _well_formed(schema: type, answer: dict) -> dict:
+    """The structured answer, or OutputParserException when the model's answer did not parse."""
+    from langchain_core.exceptions import OutputParserException
+
+    error = answer.get("parsing_error")
+    if isinstance(error, OutputParserException):
+        raise error
+    if error is not None:
+        raise OutputParserException(f"{schema.__name__}: {error}") from error
+    if answer.get("parsed") is None:
+        raise OutputParserException(f"the model gave no structured answer for {schema.__name__}")
+    return answer
 
 
 def _slug(text: str) -> str:

@@ -214,3 +214,51 @@ def test_an_instruction_that_concerns_nothing_adds_no_version(kb):
     assert service.get(kb, first.proposal_id).versions == [1]
     assert [m["content"] for m in service.conversation(kb, first.proposal_id)] == \
         ["Keep it in English", "That is already the case.\nNothing changed: no new version."]
+
+
+def _primary_broken(model, failure):
+    """A server where the primary model ('primary-broken') answers `failure(request)` and any other model is `model`."""
+    def chat(request):
+        if request.body.get("model") == "primary-broken":
+            return failure(request)
+        return model(request)
+    return chat
+
+
+def _fallback_settings(server) -> Settings:
+    return llm_settings(server, PROPOSALFLOW_LLM_FALLBACK_MODEL="gpt-4o-mini").model_copy(
+        update={"llm_model": "primary-broken"})
+
+
+def test_the_fallback_model_writes_the_proposal_when_the_primary_fails(kb):
+    model = ScriptedModel()
+    with OpenAIServer(_primary_broken(model, lambda request: HTTPError(500))) as server:
+        settings = _fallback_settings(server)
+        result = service.generate(kb, client_id(kb, "Brightleaf Dental Group"), template="short", settings=settings,
+                                  writer=_writer_from(settings, max_retries=0))
+        asked = [body.get("model") for path, body in server.requests if path.endswith("/chat/completions")]
+    content = service.get(kb, result.proposal_id).content
+    assert result.sections == 4 and sorted(model.drafted) == ["approach", "next_steps", "pricing", "understanding"]
+    assert content.metadata.model == "primary-broken (fallback used: gpt-4o-mini)" == result.model
+    # every call went to the primary first, then to the fallback: 6 calls (plan, 4 sections, summary) each
+    assert asked.count("primary-broken") == 6 and asked.count("gpt-4o-mini") == 6
+
+
+def test_a_malformed_answer_from_the_primary_goes_to_the_fallback(kb):
+    # function calling: langchain returns a tool call that does not parse as data (include_raw=True), not as an
+    # error (with json_schema the openai SDK raises, which falls back anyway)
+    model = ScriptedModel()
+    broken = {"tool_call": {"name": "Outline", "arguments": '{"sections": [{"id": "understanding", '}}
+    with OpenAIServer(_primary_broken(model, lambda request: broken)) as server:
+        settings = _fallback_settings(server).model_copy(update={"llm_structured_method": "function_calling"})
+        result = service.generate(kb, client_id(kb, "Brightleaf Dental Group"), template="short", settings=settings,
+                                  writer=_writer_from(settings, max_retries=0))
+        asked = [body.get("model") for path, body in server.requests if path.endswith("/chat/completions")]
+    assert result.model == "primary-broken (fallback used: gpt-4o-mini)" and result.sections == 4
+    assert asked.count("primary-broken") == 6 and asked.count("gpt-4o-mini") == 6  # no node retry was needed
+
+
+def _writer_from(settings, **kwargs):
+    from proposalflow.proposals.writers import make_writer
+
+    return make_writer(settings, **kwargs)

@@ -110,3 +110,13 @@ def test_an_empty_proposal_created_first_is_filled_by_generation(kb):
     record = service.get(kb, empty)
     assert (result.proposal_id, result.version, record.status) == (empty, 1, "draft")
     assert record.content.metadata.template == "short" and record.versions == [1]
+
+
+def test_no_pricing_section_when_the_knowledge_base_has_no_pricing_notes(kb):
+    kb.execute("DELETE FROM knowledge_chunks WHERE category = 'pricing'")
+    result = service.generate(kb, client_id(kb, "Northwind Logistics"), settings=OFFLINE)
+    content = service.get(kb, result.proposal_id).content
+    assert content.pricing is None
+    assert [s.id for s in content.sections] == ["understanding", "approach", "services", "evidence", "next_steps"]
+    assert content.metadata.check_warnings == []  # an absent pricing section is expected, not a missing one
+    assert "Investment" not in content.to_markdown()
