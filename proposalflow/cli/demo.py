@@ -6,6 +6,7 @@ prints its report (unless --json) and returns its JSON section.
 
 from __future__ import annotations
 
+import inspect
 from importlib import resources
 from typing import Callable
 
@@ -64,16 +65,19 @@ def propose_step(as_json: bool) -> dict:
     return summary
 
 
-def deliver_step(as_json: bool) -> dict:
-    """Approve the demo's proposals through the status machine (draft → in_review → approved) and
-    deliver them with the local exporters: .docx/.html under exports/, an .eml each in the outbox."""
+def deliver_step(as_json: bool, report: dict | None = None) -> dict:
+    """Approve the proposals the propose step wrote (or found) — those only, never other proposals in the
+    database — through the status machine (draft → in_review → approved) and deliver them with the local
+    exporters: .docx/.html under exports/, an .eml each in the outbox. `report`: the demo's report so far."""
     from ..database import connect
     from ..proposals import status
     from .deliver import report_batch_delivery
 
+    ids = [p["proposal_id"] for p in ((report or {}).get("propose") or {}).get("proposals") or []]
     with connect(autocommit=True) as conn:
-        rows = conn.execute("SELECT id, status FROM proposals WHERE content IS NOT NULL AND status IN "
-                            "('draft', 'in_review', 'approved', 'sent') ORDER BY created_at, id").fetchall()
+        rows = conn.execute("SELECT id, status FROM proposals WHERE id = ANY(%s::uuid[]) AND content IS NOT NULL "
+                            "AND status IN ('draft', 'in_review', 'approved', 'sent') ORDER BY created_at, id",
+                            (ids,)).fetchall()
         for proposal_id, current in rows:
             for step in {"draft": ("in_review", "approved"), "in_review": ("approved",)}.get(current, ()):
                 status.transition(conn, str(proposal_id), step, actor="demo", note="approved by the demo")
@@ -85,7 +89,8 @@ def deliver_step(as_json: bool) -> dict:
 
 
 # (name, step) in pipeline order
-STEPS: list[tuple[str, Callable[[bool], dict]]] = [
+# (a step with a second parameter also gets the report of the steps before it)
+STEPS: list[tuple[str, Callable[..., dict]]] = [
     ("ingest", ingest_step),
     ("enrich", enrich_step),
     ("knowledge", knowledge_step),
@@ -103,6 +108,7 @@ def demo(as_json: bool = JsonOption) -> None:
         err.print(f"database: {redact(database_url())}")
         for name, step in STEPS:
             err.print(f"[bold]== {name} ==[/]")
-            report[name] = step(as_json)
+            takes_report = len(inspect.signature(step).parameters) > 1
+            report[name] = step(as_json, report) if takes_report else step(as_json)
     if as_json:
         emit_json(report)

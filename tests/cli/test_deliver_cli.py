@@ -127,19 +127,28 @@ def test_google_auth_without_a_key_refuses_before_any_browser(cli_env, tmp_path)
 
 
 def test_the_demo_step_approves_through_the_status_machine_and_delivers_locally(db, prefect_api_url, capsys):
+    """Only the proposals the propose step reported are approved and delivered; another draft in the
+    same database is left alone."""
     from proposalflow.cli.demo import deliver_step
     from proposalflow.proposals import status as machine
 
+    unrelated = make_proposal(db, state="draft", client_name="Someone Else Ltd")
     drafted = make_proposal(db, state="draft")
     reviewed = make_proposal(db, state="in_review", client_name="Brightleaf Dental Group")
-    summary = deliver_step(False)
+    report = {"propose": {"proposals": [{"proposal_id": drafted}, {"proposal_id": reviewed}]}}
+    summary = deliver_step(False, report)
     assert (summary["delivered"], summary["already_delivered"], summary["failed"]) == (2, 0, 0)
+    assert {r["proposal_id"] for r in summary["deliveries"]} == {drafted, reviewed}
     printed = capsys.readouterr().out
-    for report in summary["deliveries"]:
-        assert report["target"] == "local" and all(Path(f).is_file() and f in printed for f in report["files"])
+    for report_ in summary["deliveries"]:
+        assert report_["target"] == "local" and all(Path(f).is_file() and f in printed for f in report_["files"])
     assert [(h["from"], h["to"], h["actor"]) for h in machine.history(db, drafted)][-3:] == \
         [("draft", "in_review", "demo"), ("in_review", "approved", "demo"), ("approved", "sent", "delivery")]
     assert machine.current_status(db, reviewed) == "sent"
+    assert machine.current_status(db, unrelated) == "draft"
+    assert all(h["actor"] != "demo" for h in machine.history(db, unrelated))
+    assert db.execute("SELECT count(*) FROM deliveries WHERE proposal_id = %s", (unrelated,)).fetchone()[0] == 0
 
-    again = deliver_step(True)
+    again = deliver_step(True, report)
     assert (again["delivered"], again["already_delivered"]) == (0, 2)
+    assert machine.current_status(db, unrelated) == "draft"
