@@ -187,7 +187,7 @@ class GoogleWorkspace:
                 return normalise(self._execute(make_request(), what, ambiguous_is_final=False))
             except _Ambiguous as exc:
                 if attempt == self.attempts:
-                    raise IntegrationFailed(f"Google: could not {what} after {self.attempts} attempts ({exc})") from None
+                    raise IntegrationFailed(f"Google: could not {what} after {self.attempts} attempts ({exc.args[0]})") from None
                 self._wait(exc.args[1], attempt)
         raise AssertionError("unreachable")
 

@@ -404,3 +404,90 @@ def test_a_send_answered_503_is_checked_and_not_sent_twice(db, settings):
     report = service.deliver(db, pid, send=True, target=google.target, settings=allowed)
     assert [r[1] for r in google.requests][-2:] == ["gmail.drafts.send", "/gmail/v1/users/me/drafts/draft-1"]
     assert report["mail_state"] == "sent" and report["sent"]["note"] == "the draft was already sent"
+
+
+# ── which 4xx are retried (workspace._execute): only 429 and Google's 403 rate-limit reasons ────────────
+
+def test_400_bad_request_is_not_retried_and_the_step_may_be_made_on_a_rerun(db, settings):
+    from proposalflow.errors import IntegrationRejected
+
+    pid = make_proposal(db)
+    google = Google(settings, [TOKEN, EMPTY_LIST, FOLDER, http_error(400, "badRequest", "Invalid parents field.")])
+    with pytest.raises(IntegrationRejected, match="Google refused to create the Google Doc: HTTP 400 .*badRequest"):
+        service.deliver(db, pid, target=google.target, settings=settings)
+    assert [r[1] for r in google.requests][-1] == "drive.files.create upload (multipart)" and google.sleeps == []
+    assert [r[1] for r in google.requests].count("drive.files.create upload (multipart)") == 1
+    # a refusal: Drive made nothing, so the next run makes the Doc without looking it up first
+    assert db.execute("SELECT state FROM delivery_steps WHERE step = 'document'").fetchone()[0] == "failed"
+    assert status.current_status(db, pid) == "approved"
+    rerun = Google(settings, [TOKEN, DOC, DRAFT])
+    service.deliver(db, pid, target=rerun.target, settings=settings)
+    assert [r[1] for r in rerun.requests] == ["token", "drive.files.create upload (multipart)", "gmail.drafts.create"]
+
+
+def test_401_is_not_retried_beyond_the_transports_one_token_refresh(db, settings):
+    pid = make_proposal(db)
+    unauthorised = http_error(401, "authError", "Invalid Credentials")
+    google = Google(settings, [TOKEN, unauthorised, TOKEN, unauthorised, TOKEN, unauthorised])
+    with pytest.raises(GoogleAuthorizationFailed, match="401 .*not valid any more.*proposalflow google auth"):
+        service.deliver(db, pid, target=google.target, settings=settings)
+    # google-auth-httplib2 refreshes the token on a 401 (twice at most); proposalflow adds no retry of its own
+    assert [r[1] for r in google.requests] == ["token", "drive.files.list folder"] * 3
+    assert google.sleeps == [] and google.left() == 0
+    assert status.current_status(db, pid) == "approved"
+
+
+def test_404_on_a_lookup_is_not_retried(db, settings):
+    from proposalflow.errors import IntegrationRejected
+
+    pid = make_proposal(db)
+    google = Google(settings, [TOKEN, http_error(404, "notFound", "Shared drive not found: parent-1.")])
+    with pytest.raises(IntegrationRejected, match="Google refused to look up the client's Drive folder: HTTP 404"):
+        service.deliver(db, pid, target=google.target, settings=settings)
+    assert [r[1] for r in google.requests] == ["token", "drive.files.list folder"] and google.sleeps == []
+    assert db.execute("SELECT status, error LIKE 'folder: IntegrationRejected%%' FROM deliveries").fetchone() == \
+        ("failed", True)
+
+
+def test_403_rate_limit_exceeded_is_retried_like_a_429(db, settings):
+    """Drive and Gmail answer some rate limits with 403 and a reason (rateLimitExceeded,
+    userRateLimitExceeded): retried, honouring Retry-After — unlike any other 403."""
+    pid = make_proposal(db)
+    google = Google(settings, [TOKEN, http_error(403, "userRateLimitExceeded", "User Rate Limit Exceeded",
+                                                 **{"retry-after": "3"}),
+                               EMPTY_LIST, FOLDER, DOC,
+                               http_error(403, "rateLimitExceeded", "Rate Limit Exceeded"), DRAFT])
+    report = service.deliver(db, pid, target=google.target, settings=settings)
+    assert [r[1] for r in google.requests] == [
+        "token", "drive.files.list folder", "drive.files.list folder", "drive.files.create folder",
+        "drive.files.create upload (multipart)", "gmail.drafts.create", "gmail.drafts.create"]
+    assert google.sleeps[0] == 3.0 and len(google.sleeps) == 2 and 0 < google.sleeps[1] <= 60
+    assert report["made"] == ["folder", "document", "message"] and status.current_status(db, pid) == "sent"
+
+
+def test_when_the_attempts_run_out_the_error_says_what_was_tried_how_often_and_the_last_answer(db, settings):
+    from proposalflow.errors import IntegrationFailed
+
+    pid = make_proposal(db)
+    limited = http_error(429, "rateLimitExceeded", "Quota exceeded", **{"retry-after": "1"})
+    google = Google(settings, [TOKEN, limited, limited, limited, limited])
+    with pytest.raises(IntegrationFailed) as raised:
+        service.deliver(db, pid, target=google.target, settings=settings)
+    assert str(raised.value) == ("Google: could not look up the client's Drive folder after 4 attempts "
+                                 "(HTTP 429 Quota exceeded)")
+    assert google.sleeps == [1.0, 1.0, 1.0] and google.left() == 0  # no wait after the last attempt
+
+    # a create that keeps failing with 503: each retry first looks for what an earlier attempt may have made
+    db.execute("UPDATE clients SET drive_folder_id = 'folder-1'")
+    unavailable = http_error(503, "backendError", "Backend Error")
+    google = Google(settings, [TOKEN, unavailable, EMPTY_LIST, unavailable, EMPTY_LIST, unavailable, EMPTY_LIST,
+                               unavailable])
+    with pytest.raises(IntegrationFailed, match=r"^Google: could not create the Google Doc after 4 attempts "
+                                                r"\(HTTP 503 Backend Error\)$"):
+        service.deliver(db, pid, target=google.target, settings=settings)
+    assert [r[1] for r in google.requests][1:] == ["drive.files.create upload (multipart)",
+                                                   "drive.files.list by-key"] * 3 + \
+        ["drive.files.create upload (multipart)"]
+    # the Doc may exist after a 503: the step stays pending, so the next run looks it up before making it
+    assert db.execute("SELECT state FROM delivery_steps WHERE step = 'document'").fetchone()[0] == "pending"
+    assert status.current_status(db, pid) == "approved"
