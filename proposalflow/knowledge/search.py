@@ -4,11 +4,15 @@
   `hnsw.ef_search` raised for recall. With a category filter, pgvector would filter AFTER the
   index scan and could return fewer than N rows; `hnsw.iterative_scan = relaxed_order` makes it
   keep scanning until N rows pass the filter (the outer query re-sorts by exact distance).
+  That setting needs pgvector ≥ 0.8 (Supabase has it): a filtered search on an older pgvector
+  logs a warning naming the version (its results may come back short) instead of failing.
 - Full-text part: the N best chunks by `ts_rank` for an OR of the query's stemmed words (the
   GIN index on the generated `tsv` column; headings weigh more than body text). Only the
   question's rarest words are kept — rarest first, while the chunks they occur in add up to at
   most TEXT_MATCH_BUDGET (counts from `knowledge_terms`) — so common words, which BM25-style
-  scoring would weigh little anyway, cannot make one query rank most of the table.
+  scoring would weigh little anyway, cannot make one query rank most of the table. The rarest
+  word is always kept, even if it alone occurs in more chunks than the budget: the full-text part
+  never silently drops out (it then ranks that word's chunks, through the GIN index).
 - Reciprocal rank fusion: score = Σ 1 / (60 + rank) over the two lists.
 
 A chunk's id is stable while its document is unchanged (unchanged documents are never
@@ -17,6 +21,7 @@ re-chunked), so proposals cite `chunk_id`s; `chunks_exist` checks such citations
 
 from __future__ import annotations
 
+import logging
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Iterable
@@ -25,7 +30,7 @@ import numpy as np
 import psycopg
 from langchain_core.embeddings import Embeddings
 
-from ..errors import EmbeddingModelMismatch, ValidationFailed
+from ..errors import ConfigurationError, EmbeddingModelMismatch, ValidationFailed
 from . import store
 from .embedders import embedding_model
 
@@ -35,6 +40,10 @@ MIN_CANDIDATES = 40
 EF_SEARCH = 200  # recall@10 of the vector part ≈ 0.96 at 100,000 chunks (bench/README.md)
 MAX_K = 100
 TEXT_MATCH_BUDGET = 3000  # chunks the full-text part may rank, at most (see text_query)
+ITERATIVE_SCAN_SINCE = (0, 8)  # the pgvector version that added hnsw.iterative_scan
+
+log = logging.getLogger("proposalflow.knowledge")
+_warned_versions: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -58,12 +67,15 @@ WITH vector_hits AS MATERIALIZED (
 ), vector_ranked AS (
     SELECT id, row_number() OVER (ORDER BY distance, id) AS rank FROM vector_hits
 ), text_query AS (
-    -- the question's rarest words, while the chunks they occur in add up to at most the budget
+    -- the question's rarest words, while the chunks they occur in add up to at most the budget;
+    -- the rarest word always (else a question of only common words would lose its full-text part)
     SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS q
-      FROM (SELECT w.lexeme, sum(coalesce(t.chunks, 0)) OVER (ORDER BY coalesce(t.chunks, 0), w.lexeme) AS cumulative
+      FROM (SELECT w.lexeme,
+                   sum(coalesce(t.chunks, 0)) OVER (ORDER BY coalesce(t.chunks, 0), w.lexeme) AS cumulative,
+                   row_number() OVER (ORDER BY coalesce(t.chunks, 0), w.lexeme) AS rarity
               FROM unnest(to_tsvector('english', %(query)s)) w
               LEFT JOIN knowledge_terms t ON t.lexeme = w.lexeme) words
-     WHERE cumulative <= %(budget)s
+     WHERE cumulative <= %(budget)s OR rarity = 1
 ), text_ranked AS (
     SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS rank
       FROM (SELECT c.id, ts_rank(c.tsv, t.q) AS rank
@@ -105,15 +117,16 @@ def search(conn: psycopg.Connection, embedder: Embeddings, query: str, k: int = 
                          vector_filter="WHERE category = %(category)s" if category is not None else "",
                          text_filter="AND c.category = %(category)s" if category is not None else "")
     settings = "SELECT set_config('hnsw.ef_search', %s, true)"
-    if category is not None:
-        settings += ", set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+    if category is not None:  # + the pgvector version, to tell whether iterative scans exist (same round trip)
+        settings += (", set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+                     " (SELECT extversion FROM pg_extension WHERE extname = 'vector')")
     # one network round trip: the recorded model, the transaction-local settings and the query
     # (not through a transaction-mode pooler such as Supabase's port 6543, which may not pipeline)
     pipeline = nullcontext() if _behind_transaction_pooler(conn) else conn.pipeline()
     try:
         with pipeline, conn.transaction():
             recorded = conn.execute("SELECT provider, model, dimension FROM knowledge_embedding_model")
-            conn.execute(settings, (str(max(EF_SEARCH, candidates)),))
+            applied = conn.execute(settings, (str(max(EF_SEARCH, candidates)),))
             found = conn.execute(sql, {"vector": vector, "query": query, "category": category, "n": candidates,
                                        "k": k, "rrf_k": RRF_K, "budget": TEXT_MATCH_BUDGET,
                                        "text_weight": TEXT_WEIGHT})
@@ -121,11 +134,31 @@ def search(conn: psycopg.Connection, embedder: Embeddings, query: str, k: int = 
     except psycopg.errors.DataException:  # e.g. vectors of another length in the table
         store.check_model(conn, model)  # raises the clear mismatch message
         raise
+    except psycopg.errors.InvalidName as exc:  # a pgvector that reserves "hnsw." but lacks iterative_scan
+        raise ConfigurationError(f"searching within a category needs pgvector >= 0.8 (hnsw.iterative_scan): "
+                                 f"{exc}. Upgrade the extension: ALTER EXTENSION vector UPDATE") from exc
+    if category is not None:
+        check_iterative_scan(applied.fetchone()[-1])
     if row is None:
         return []  # nothing was ever embedded
     if (row[1], row[2]) != (model.name, model.dimension):
         raise EmbeddingModelMismatch(store.mismatch_message(store.EmbeddingModel(*row), model))
     return [Passage(r[0], r[1], r[2], r[3], r[4], r[5], float(r[6])) for r in rows]
+
+
+def check_iterative_scan(pgvector_version: str | None) -> bool:
+    """Whether this pgvector has `hnsw.iterative_scan` (0.8+); if not, warns once per version that
+    category-filtered searches may return fewer passages than asked for."""
+    try:
+        supported = tuple(int(p) for p in (pgvector_version or "").split(".")[:2]) >= ITERATIVE_SCAN_SINCE
+    except ValueError:
+        supported = True  # a version string we cannot read: assume a current one
+    if not supported and pgvector_version not in _warned_versions:
+        _warned_versions.add(str(pgvector_version))
+        log.warning("pgvector %s has no hnsw.iterative_scan (needs >= 0.8): searches within a category may "
+                    "return fewer passages than asked for. Upgrade: ALTER EXTENSION vector UPDATE",
+                    pgvector_version)
+    return supported
 
 
 def _behind_transaction_pooler(conn: psycopg.Connection) -> bool:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -41,16 +42,59 @@ def test_kb_search_and_status_do_not_import_prefect(cli_env):
     assert "PREFECT-NOT-IMPORTED" in result.stderr, result.stderr[-2000:]
 
 
-def test_a_missing_file_is_reported_and_the_command_fails_only_when_nothing_works(cli_env, tmp_path):
+def test_a_missing_file_is_reported_the_others_are_embedded_and_the_command_fails(cli_env, db, tmp_path):
     (tmp_path / "ok.md").write_text("# Fine\n\nreadable")
-    partly = run_cli(["kb", "add", str(tmp_path / "ok.md"), str(tmp_path / "nope.md"), "--json"], cli_env)
+    partly = run_cli(["kb", "add", str(tmp_path / "ok.md"), str(tmp_path / "nope.md"), "--json"], cli_env,
+                     check=False)
+    assert partly.returncode == 1  # a source was not embedded: a failure a script must notice
     document = json.loads(partly.stdout)
     assert (document["embedded"], document["failed"]) == (1, 1)
     assert "nope.md: no such file" in document["failures"][0]["reason"]
+    assert db.execute("SELECT title, chunk_count FROM knowledge_base").fetchall() == [("Fine", 1)]  # kept
     result = run_cli(["kb", "add", str(tmp_path / "nope.md")], cli_env, check=False)
     assert result.returncode == 1 and "nope.md: no such file" in result.stdout
     bad = run_cli(["kb", "search", "  ", "--json"], cli_env, check=False)
     assert bad.returncode == 1 and json.loads(bad.stdout)["error"]["type"] == "validation"
+
+
+def test_reembed_switches_a_knowledge_base_to_the_configured_model(cli_env, tmp_path):
+    (tmp_path / "pricing").mkdir()
+    (tmp_path / "pricing" / "rates.md").write_text("# Rates\n\npaid ads management fee is fifteen percent")
+    (tmp_path / "services.md").write_text("# Services\n\nwebsite design and accessibility audits")
+    (tmp_path / "team.md").write_text("# Team\n\nDana Whitfield founded the agency")
+    assert json.loads(run_cli(["kb", "add", str(tmp_path), "--json"], cli_env).stdout)["embedded"] == 3
+    with OpenAIServer(dimensions=64) as server:
+        env = {**cli_env, "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": server.base_url,
+               "PROPOSALFLOW_EMBEDDING_MODEL": "compat-embed-64"}
+        refused = run_cli(["kb", "search", "paid ads management fee", "--json"], env, check=False)
+        assert refused.returncode == 1 and "proposalflow kb reembed" in json.loads(refused.stdout)["error"]["message"]
+        for path in tmp_path.rglob("*.md"):
+            path.unlink()  # re-embedding reads the stored text, not the sources
+        requests_before = len(server.requests)
+        summary = json.loads(run_cli(["kb", "reembed", "--json"], env).stdout)
+        assert (summary["embedded"], summary["chunks"], summary["failed"]) == (3, 3, 0)
+        embedded = sorted(t for path, body in server.requests[requests_before:] if path.endswith("/embeddings")
+                          for t in body["input"] if t != "dimension probe")
+        assert embedded == ["Rates\n\npaid ads management fee is fifteen percent",
+                            "Services\n\nwebsite design and accessibility audits", "Team\n\nDana Whitfield founded the agency"]
+        status = json.loads(run_cli(["kb", "status", "--json"], env).stdout)
+        assert (status["model"], status["documents"], status["chunks"]) == ("openai:compat-embed-64 (64-d)", 3, 3)
+        found = json.loads(run_cli(["kb", "search", "paid ads management fee", "--k", "1", "--json"], env).stdout)
+        assert found["results"][0]["source_uri"].endswith("/pricing/rates.md")
+    # the local model is now the other one: refused, naming the command
+    refused = run_cli(["kb", "search", "paid ads", "--json"], cli_env, check=False)
+    assert refused.returncode == 1 and "proposalflow kb reembed" in refused.stdout
+
+
+def test_the_scheduled_embed_knowledge_run_prunes():
+    """prefect.yaml: the hourly embed-knowledge schedule passes prune: true (a manual run does not)."""
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "prefect.yaml").read_text())
+    (deployment,) = [d for d in config["deployments"] if d["name"] == "embed-knowledge"]
+    assert deployment["parameters"]["prune"] is False
+    assert deployment["schedules"] and all(s.get("parameters", {}).get("prune") is True
+                                           for s in deployment["schedules"])
 
 
 @pytest.mark.slow

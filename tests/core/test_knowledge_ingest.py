@@ -155,22 +155,76 @@ def test_chunks_exist_answers_for_citations(db, embedder, folder):
     assert chunks_exist(db, []) == set()
 
 
-def test_a_category_filter_still_returns_k_results_when_the_category_is_rare(db, embedder):
-    """pgvector filters after the index scan; iterative scan keeps going until k rows pass."""
-    words = "seo ads crm content analytics design pricing retainer audit launch".split()
-    docs = [Document(f"mem://common/{i}", f"Common {i}", "common",
-                     " ".join(words[(i + j) % 10] for j in range(12)) + f" note {i}") for i in range(3000)]
-    docs += [Document(f"mem://rare/{i}", f"Rare {i}", "rare", f"rare topic number {i} about audits") for i in range(12)]
-    store.bind_model(db, embedding_model(embedder))
-    for start in range(0, len(docs), 500):
-        embed_documents(db, embedder, docs[start:start + 500], ChunkSettings())
-    plan = "\n".join(r[0] for r in db.execute(
-        "EXPLAIN SELECT id FROM knowledge_chunks ORDER BY embedding <=> %s::vector(256) LIMIT 40",
-        (str(np.ones(256).tolist()),)).fetchall())
-    assert store.HNSW_INDEX in plan  # the vector part does go through the index
-    results = search(db, embedder, "seo ads crm", k=10, category="rare")
-    assert len(results) == 10 and {p.category for p in results} == {"rare"}
-    assert len(search(db, embedder, "seo ads crm", k=10)) == 10
+def test_a_category_filter_returns_k_results_where_the_hnsw_scan_alone_would_come_back_short(db, embedder, caplog):
+    """pgvector filters AFTER the HNSW scan: of the ef_search nearest chunks, only those in the
+    category survive. Here none do — the category's chunks are all far from the question — so
+    without `hnsw.iterative_scan` the vector part comes back empty; search() must still return k."""
+    from proposalflow.knowledge import search as search_module
+    from proposalflow.knowledge.chunking import Chunk
+
+    query, k = "seo ads crm", 10
+    toward = np.asarray(embedder.embed_query(query), dtype=np.float32)
+    rng = np.random.default_rng(7)
+
+    def unit(vectors):
+        return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+    def noise(n):
+        return unit(rng.standard_normal((n, 256)))
+
+    common, rare = 3000, 40
+    documents = [
+        store.EmbeddedDocument(Document("mem://common", "Common", "common", "common"),
+                               [Chunk(i, "Common", f"seo ads crm note {i}") for i in range(common)],
+                               unit(toward + 0.5 * noise(common))),  # all near the question
+        store.EmbeddedDocument(Document("mem://rare", "Rare", "rare", "rare"),
+                               [Chunk(i, "Rare", f"rare topic number {i} about audits") for i in range(rare)],
+                               noise(rare)),  # far from it, and no word of it in their text
+    ]
+    model = embedding_model(embedder)
+    store.bind_model(db, model, indexes=False)
+    store.write_documents(db, documents, "test")
+    store.bind_model(db, model)  # builds the HNSW index over the 3,040 chunks
+    db.execute("ANALYZE knowledge_chunks")
+    # A category this rare would be planned through its btree index + an exact sort. Forbid
+    # sorts in this session, so the filtered ORDER BY … LIMIT goes through the HNSW index — the
+    # plan a larger category gets on its own.
+    db.execute("SET enable_sort = off")
+
+    sql = search_module._HYBRID.format(distance="embedding <=> %(vector)s::vector(256)",
+                                       vector_filter="WHERE category = %(category)s",
+                                       text_filter="AND c.category = %(category)s")
+    params = {"vector": str(toward.tolist()), "query": query, "category": "rare", "n": 4 * k, "k": k,
+              "rrf_k": search_module.RRF_K, "budget": search_module.TEXT_MATCH_BUDGET, "text_weight": 1.0}
+
+    def run(iterative_scan: str) -> tuple[str, int]:
+        with db.transaction():
+            db.execute("SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true)",
+                       (str(search_module.EF_SEARCH), iterative_scan))
+            plan = "\n".join(r[0] for r in db.execute("EXPLAIN " + sql, params).fetchall())
+            return plan, len(db.execute(sql, params).fetchall())
+
+    plan, without = run("off")
+    assert store.HNSW_INDEX in plan and "Filter: (category = 'rare'" in plan, plan  # filtered HNSW scan
+    assert without < k  # the same SQL without iterative scan comes back short (here: empty)
+    assert run("relaxed_order")[1] == k
+    with caplog.at_level("WARNING", logger="proposalflow.knowledge"):
+        results = search(db, embedder, query, k=k, category="rare")
+    assert len(results) == k and {p.category for p in results} == {"rare"}
+    assert not caplog.records  # this pgvector has iterative scans: nothing to warn about
+    assert len(search(db, embedder, query, k=k)) == k
+
+
+def test_an_old_pgvector_without_iterative_scans_is_named_in_a_warning(caplog):
+    from proposalflow.knowledge.search import check_iterative_scan
+
+    with caplog.at_level("WARNING", logger="proposalflow.knowledge"):
+        assert check_iterative_scan("0.8.0") and check_iterative_scan("0.10.1")
+        assert not caplog.records
+        assert not check_iterative_scan("0.7.4")
+        assert not check_iterative_scan("0.7.4")  # warned once
+    (record,) = caplog.records
+    assert "pgvector 0.7.4" in record.getMessage() and ">= 0.8" in record.getMessage()
 
 
 def test_search_refuses_an_empty_query_and_finds_nothing_in_an_empty_base(db, embedder):
@@ -192,3 +246,46 @@ def test_an_interrupted_reembed_continues_with_the_documents_still_stale(db, emb
     rest = reembed(db, other)
     assert (rest.embedded, rest.chunks) == (2, 2)  # not 3: the finished one is not embedded again
     assert db.execute("SELECT count(*), count(DISTINCT document_id) FROM knowledge_chunks").fetchone() == (3, 3)
+
+
+def test_a_reader_sees_a_rewritten_document_whole_old_or_whole_new_never_part(db, db_url, embedder):
+    """One thread rewrites a ~50-chunk document through the core write path, alternating two versions
+    of different lengths; another counts its chunks on its own connection meanwhile."""
+    import threading
+
+    import psycopg
+
+    def version(sections: int, tag: str) -> Document:
+        body = "\n\n".join(f"## Section {i}\n\n{tag} paragraph {i} about local SEO audits." for i in range(sections))
+        return Document("mem://handbook", "Handbook", "services", f"# Handbook\n\n{body}")
+
+    versions = [version(50, "first"), version(44, "second")]
+    settings = ChunkSettings()
+    store.bind_model(db, embedding_model(embedder))
+    first = embed_documents(db, embedder, [versions[0]], settings)
+    full_counts = {first.chunks, embed_documents(db, embedder, [versions[1]], settings).chunks}
+    assert full_counts == {50, 44}
+    document_id = db.execute("SELECT id FROM knowledge_base WHERE source_uri = 'mem://handbook'").fetchone()[0]
+    rewrites, done, seen, errors = 60, threading.Event(), [], []
+
+    def writer():
+        try:
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                for i in range(rewrites):
+                    embed_documents(conn, embedder, [versions[i % 2]], settings)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=writer)
+    with psycopg.connect(db_url, autocommit=True) as reader:
+        thread.start()
+        while not done.is_set():
+            seen.append(reader.execute("SELECT count(*) FROM knowledge_chunks WHERE document_id = %s",
+                                       (document_id,)).fetchone()[0])
+    thread.join()
+    assert not errors, errors
+    assert len(seen) >= rewrites  # the reader did look while the writer rewrote
+    assert set(seen) <= full_counts, sorted(set(seen) - full_counts)
+    assert set(seen) == full_counts  # and saw both versions come and go

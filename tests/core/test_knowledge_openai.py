@@ -84,3 +84,32 @@ def test_embed_and_search_through_the_openai_provider(db, tmp_path):
     assert summary.embedded == 2
     assert hits[0].title == "Rates"
     assert str(store.recorded_model(db)) == "openai:text-embedding-3-small (1536-d)"
+
+
+def test_text_embedding_3_large_is_stored_as_3072_d_and_searched_through_a_halfvec_index(db, tmp_path):
+    """Above 2,000 dimensions pgvector's HNSW cannot index `vector`: the index is on a halfvec cast."""
+    (tmp_path / "pricing").mkdir()
+    (tmp_path / "pricing" / "rates.md").write_text("# Rates\n\npaid ads management fee is fifteen percent")
+    (tmp_path / "services.md").write_text("# Services\n\nwebsite design and accessibility")
+    (tmp_path / "team.md").write_text("# Team\n\nDana Whitfield founded the agency")
+    with OpenAIServer(dimensions=3072) as server:
+        embedder = make_embedder(openai_settings(server, PROPOSALFLOW_EMBEDDING_MODEL="text-embedding-3-large"))
+        summary = add_documents(db, embedder, folder_sources(tmp_path))
+        hits = search(db, embedder, "paid ads management fee", k=1)
+        filtered = search(db, embedder, "paid ads management fee", k=3, category="pricing")
+    assert {r["model"] for r in embedding_requests(server)} == {"text-embedding-3-large"}
+    assert summary.embedded == 3 and summary.chunks == 3
+    assert str(store.recorded_model(db)) == "openai:text-embedding-3-large (3072-d)"
+    assert db.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+                      "'knowledge_chunks'::regclass AND attname = 'embedding'").fetchone()[0] == "vector(3072)"
+    assert db.execute("SELECT vector_dims(embedding) FROM knowledge_chunks LIMIT 1").fetchone()[0] == 3072
+    indexdef = db.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", (store.HNSW_INDEX,)).fetchone()[0]
+    assert "halfvec(3072)" in indexdef and "halfvec_cosine_ops" in indexdef
+    assert hits[0].title == "Rates" and [p.title for p in filtered] == ["Rates"]
+    # the search's vector expression is the indexed one, so the planner can use the index
+    db.execute("SET enable_seqscan = off")
+    query = np.asarray(hashed_embedding("paid ads management fee", 3072), dtype=np.float32)
+    plan = "\n".join(r[0] for r in db.execute(
+        f"EXPLAIN SELECT id FROM knowledge_chunks ORDER BY {store.vector_expression(3072)} <=> %s::halfvec(3072) LIMIT 5",
+        (str(query.tolist()),)).fetchall())
+    assert store.HNSW_INDEX in plan, plan

@@ -51,3 +51,37 @@ def test_passages_carry_what_a_citation_needs(sample_db):
     assert best.source_uri == file_uri(SAMPLE / "pricing" / "retainer-packages.md")
     assert isinstance(best.chunk_id, int) and len(best.document_id) == 36
     assert [p.score for p in passages] == sorted((p.score for p in passages), reverse=True)
+
+
+def test_the_full_text_part_keeps_the_rarest_word_even_when_it_alone_is_over_the_budget(db):
+    """Every word of the question occurs in more than TEXT_MATCH_BUDGET chunks: the full-text part
+    still ranks the rarest one (it used to become an empty query: vector-only search, silently)."""
+    import numpy as np
+
+    from proposalflow.knowledge import store
+    from proposalflow.knowledge.embedders import embedding_model
+    from proposalflow.knowledge.search import TEXT_MATCH_BUDGET
+
+    embedder = make_embedder(Settings(_env_file=None))
+    store.bind_model(db, embedding_model(embedder), indexes=False)  # exact vector scans: no ANN noise
+    query = "zebrafish husbandry"
+    near = str(embedder.embed_query(query))
+    far = str((-np.asarray(embedder.embed_query(query))).tolist())
+    document = db.execute("INSERT INTO knowledge_base (source_uri, title, category, content) "
+                          "VALUES ('mem://bulk', 'Bulk', 'notes', 'bulk') RETURNING id").fetchone()[0]
+    insert = ("INSERT INTO knowledge_chunks (document_id, position, category, heading, text, char_count, token_count,"
+              " embedding) SELECT %s, g, 'notes', %s, %s || g, 40, 6, %s::vector FROM generate_series(%s::int, %s::int) g")
+    common = TEXT_MATCH_BUDGET + 100
+    # both words in more chunks than the budget; these chunks are the farthest from the query's vector
+    db.execute(insert, (document, None, "zebrafish husbandry log entry ", far, 1, common))
+    # the query's nearest vectors belong to chunks without either word
+    db.execute(insert, (document, None, "staffing note ", near, common + 1, common + 60))
+    # the chunk only full-text finds: the words in its heading and thrice in its text, its vector far away
+    target = db.execute(insert + " RETURNING id", (document, "Zebrafish husbandry", "zebrafish zebrafish husbandry ",
+                                                   far, common + 61, common + 61)).fetchone()[0]
+    store.refresh_terms(db)
+    frequencies = dict(db.execute("SELECT lexeme, chunks FROM knowledge_terms WHERE lexeme = ANY(%s)",
+                                  (["zebrafish", "husbandri"],)).fetchall())
+    assert len(frequencies) == 2 and min(frequencies.values()) > TEXT_MATCH_BUDGET
+    hits = [p.chunk_id for p in search(db, embedder, query, k=5)]
+    assert target in hits[:2], hits  # text rank 1 (RRF 1/61), level with the best vector hit
