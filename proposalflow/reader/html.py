@@ -16,6 +16,9 @@ EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9
 # international or North-American style numbers with separators; at least 8 digits overall
 PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]\d{2,4}){1,4}(?![\w])")
 _MAX_LINKS = 500
+OPENGRAPH_PREFIXES = ("og:", "article:", "business:")  # → structured["opengraph"]
+META_NAMES = frozenset({"description", "generator", "keywords", "author", "twitter:description", "twitter:title",
+                        "application-name"})  # → structured["meta"]
 _MAX_JSON_LD_CHARS = 200_000
 # small company pages (a contact page, a list of customers) are content too: lower trafilatura's
 # minimum sizes, and no signal-based timeout (we run in worker threads)
@@ -42,10 +45,9 @@ def parse_html(html: str, url: str) -> dict[str, Any]:
         value = _clean(node.get("content"))
         if not key or not value:
             continue
-        if key.startswith(("og:", "article:", "business:")):
+        if key.startswith(OPENGRAPH_PREFIXES):
             opengraph.setdefault(key, value)
-        elif key in {"description", "generator", "keywords", "author", "twitter:description", "twitter:title",
-                     "application-name"}:
+        elif key in META_NAMES:
             meta.setdefault(key, value)
 
     json_ld = _json_ld(tree)

@@ -19,7 +19,7 @@ import httpx
 
 from ..errors import FetchFailed, UnsafeURL
 from ..http import USER_AGENT
-from .html import parse_text
+from .html import META_NAMES, OPENGRAPH_PREFIXES, parse_text
 from .limits import Limits, shared_limits
 from .page import Page, utcnow
 from .retrying import Transient, transient_status, with_retries
@@ -97,11 +97,13 @@ class JinaReader:
                               status=response.status_code, fallback_ok=True) from exc
         final_url = data.get("url") or url
         structured = parse_text(content)["structured"]
-        if isinstance(data.get("metadata"), dict):
-            structured["meta"] = {str(k).lower(): str(v) for k, v in data["metadata"].items()
-                                  if isinstance(v, (str, int, float))}
-        return Page(url=url, final_url=final_url, status=200, title=data.get("title") or None,
-                    description=data.get("description") or None, content=content.strip(),
+        structured.update(_metadata(data.get("metadata")))
+        opengraph, meta = structured.get("opengraph", {}), structured.get("meta", {})
+        title = _text(data.get("title")) or opengraph.get("og:title")
+        description = (_text(data.get("description")) or meta.get("description") or opengraph.get("og:description")
+                       or meta.get("twitter:description"))
+        return Page(url=url, final_url=final_url, status=200, title=title,
+                    description=description, content=content.strip(),
                     links=_links(data.get("links")), structured=structured, fetched_at=utcnow(),
                     content_type="text/markdown", reader=self.name)
 
@@ -137,6 +139,33 @@ def _transient_5xx(response: httpx.Response, url: str) -> Transient | None:
     if response.status_code in TRANSIENT_5XX:
         return Transient(f"{url}: HTTP {response.status_code}", status=response.status_code)
     return None
+
+
+def _metadata(value) -> dict[str, dict[str, str]]:
+    """Jina's `metadata` (the page's <meta> tags, name or property → content) split the way the
+    direct reader's HTML parser splits them: og:/article:/business: keys into `opengraph`, the
+    descriptive names into `meta` — so the extractor finds og:site_name and the rest either way."""
+    if not isinstance(value, dict):
+        return {}
+    opengraph: dict[str, str] = {}
+    meta: dict[str, str] = {}
+    for key, raw in value.items():
+        key, text = str(key).strip().lower(), _text(raw)
+        if not key or not text:
+            continue
+        if key.startswith(OPENGRAPH_PREFIXES):
+            opengraph.setdefault(key, text)
+        elif key in META_NAMES:
+            meta.setdefault(key, text)
+    return {name: found for name, found in (("opengraph", opengraph), ("meta", meta)) if found}
+
+
+def _text(value) -> str | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    return " ".join(value.split())[:2000] or None
 
 
 def _links(value) -> list[str]:

@@ -17,6 +17,7 @@ from proposalflow.llm import make_chat_model
 from proposalflow.reader import DatabaseCache, Page, make_reader
 from proposalflow.reader.limits import Limits
 from proposalflow.settings import Settings
+from tests.fakes.jina_server import JinaServer
 from tests.fakes.openai_server import HTTPError, OpenAIServer
 from tests.fakes.websites import Reply, SiteServer, company_pages
 
@@ -85,6 +86,45 @@ def test_a_site_without_structured_data_still_gives_sourced_facts(server):
     assert facts[("founded", "2011")] == (site.url("/about-us"),)  # "Founded in Bergen in 2011, we are 85 people"
     assert facts[("company_size", "85 employees")] == (site.url("/about-us"),)
     assert company.locations == [] and company.industry is None
+
+
+def jina_settings(jina: JinaServer, **overrides) -> Settings:
+    return settings(**{"PROPOSALFLOW_READER": "jina", "JINA_API_KEY": "jina-test-key",
+                       "JINA_READER_URL": jina.base_url, "PROPOSALFLOW_JINA_RPM": 6000, **overrides})
+
+
+def jina_reader_for(s: Settings):
+    return make_reader(s, limits=Limits(s.reader_host_rate, s.reader_host_burst, s.reader_concurrency,
+                                        s.jina_requests_per_minute))
+
+
+def test_a_site_read_through_jina_becomes_sourced_facts(server):
+    """Through Jina's Markdown and metadata (no JSON-LD): the name from og:site_name, services from
+    the services page's `##` headings, the founding year and size from the about page's text."""
+    site = server.add_site(company_pages())
+    with JinaServer() as jina:
+        reader = jina_reader_for(jina_settings(jina))
+        outcome = enrich_client(ClientSite("c1", "Fjordline", site.url("/")), reader)
+    company = outcome.company
+    assert outcome.status == "ok" and outcome.pages_read == 5 and {p.reader for p in company.pages} == {"jina"}
+    assert {target for target, _ in jina.requests} == {site.url(p) for p in
+                                                       ("/", "/about-us", "/services", "/customers", "/contact")}
+    assert reader.stats.fallbacks == 0 and site.count() == 5  # the fake Jina's own fetches, one per page
+    facts = {(f.field, f.value): f.urls for f in company.facts()}
+    assert company.name == "Fjordline Analytics" and facts[("name", "Fjordline Analytics")][0] == site.url("/")
+    assert company.summary == "Fjordline Analytics: demand forecasting software for grocery retailers."
+    assert facts[("summary", company.summary)] == (site.url("/"),)
+    assert company.services == ["Demand forecasting", "Replenishment planning", "Markdown optimisation"]
+    assert all(facts[("services", s)] == (site.url("/services"),) for s in company.services)
+    assert company.notable_customers == ["Nordic Fresh Markets", "Bakeri Hansen"]
+    assert facts[("founded", "2011")] == (site.url("/about-us"),)
+    assert facts[("company_size", "85 employees")] == (site.url("/about-us"),)
+    assert facts[("emails", "hello@fjordline.example")] == (site.url("/contact"),)
+    assert facts[("phones", "+47 55 12 34 56")] == (site.url("/contact"),)
+    assert "WordPress" in company.technologies  # the generator meta tag, from Jina's metadata
+    site_pages = {site.url(p) for p in company_pages()}
+    for fact in company.facts():
+        assert fact.urls and set(fact.urls) <= site_pages, fact
 
 
 def test_pages_are_chosen_by_likely_value_and_stay_on_the_site():

@@ -218,6 +218,46 @@ def test_jina_reader_reads_its_json_format_with_the_documented_headers(server):
     assert page.structured["contacts"]["emails"] == ["hello@fjordline.example"]
 
 
+def test_jina_markdown_and_metadata_land_where_the_direct_reader_puts_them(server):
+    site = server.add_site(company_pages())
+    with JinaServer() as jina:
+        page = reader_for(jina_settings(jina)).read(site.url("/services"))
+    assert "## Demand forecasting" in page.content and f"[About us]({site.url('/about-us')})" in page.content
+    assert page.structured["opengraph"] == {"og:site_name": "Fjordline Analytics"}
+    assert page.structured["meta"] == {"generator": "WordPress 6.5"}
+    with JinaServer(render=lambda url: {"title": "", "url": url, "content": "# Hi",
+                                        "metadata": {"og:title": "From OG", "og:description": "About us, per OG",
+                                                     "viewport": "width=device-width", "lang": "en"}}) as jina:
+        page = reader_for(jina_settings(jina)).read(site.url("/"))
+    assert (page.title, page.description) == ("From OG", "About us, per OG")
+    assert page.structured["opengraph"] == {"og:title": "From OG", "og:description": "About us, per OG"}
+    assert "meta" not in page.structured  # viewport, lang: not page facts
+
+
+def test_a_hanging_jina_times_out_then_falls_back(server):
+    site = server.add_site(company_pages())
+    with JinaServer(faults=[JinaReply(hang=30, body=b"{}")]) as jina:
+        reader = reader_for(jina_settings(jina, PROPOSALFLOW_READER_TIMEOUT=0.2, PROPOSALFLOW_READER_ATTEMPTS=1))
+        started = time.monotonic()
+        page = reader.read(site.url("/"))
+        waited = time.monotonic() - started
+    # Jina's time limit per attempt is the page timeout + 5 s (Jina's own work); then the direct reader
+    assert page.reader == "direct" and "timed out" in page.structured["reader_fallback"]["reason"]
+    assert len(jina.requests) == 1 and reader.stats.fallbacks == 1
+    assert 5.2 <= waited < 8
+
+
+def test_a_jina_answer_that_is_not_its_json_falls_back(server):
+    site = server.add_site(company_pages())
+    html = b"<html><body>Just a moment... (a challenge page, not Jina's JSON)</body></html>"
+    with JinaServer(faults=[JinaReply(body=html, content_type="text/html")]) as jina:
+        reader = reader_for(jina_settings(jina))
+        page = reader.read(site.url("/"))
+    assert len(jina.requests) == 1 and reader.stats.fallbacks == 1  # not retried: the next answer would be the same
+    assert page.reader == "direct" and "not its JSON format" in page.structured["reader_fallback"]["reason"]
+    assert page.title == "Fjordline Analytics — forecasting for grocers"
+
+
 def test_jina_429_with_retry_after_is_retried(server):
     site = server.add_site(company_pages())
     with JinaServer(faults=[JinaError.rate_limited(retry_after=1)]) as jina:
