@@ -29,7 +29,7 @@ from ..proposals import status as proposal_status
 from ..proposals.schema import ProposalContent
 from ..settings import Settings, get_settings
 from . import records
-from .mail import build_message, load_template, message_id_for, render_email, summary_of
+from .mail import FIELDS, build_message, load_template, message_id_for, render_email, summary_of
 from .targets import DeliveryJob, DeliveryTarget, FolderMissing
 
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
@@ -112,6 +112,8 @@ def plan_delivery(conn: psycopg.Connection, proposal_id: str, *, target: str, se
         raise ValidationFailed(f"client '{client_name}' ({client_id}) has no valid contact email "
                                f"(contact_info.email = {recipient!r}): the proposal's email needs a recipient",
                                [{"field": "contact_info.email", "message": "missing or invalid"}])
+    if not completed_draft:  # a broken PROPOSALFLOW_EMAIL_TEMPLATE is refused before the document is made
+        render_email(load_template(settings.email_template), **{name: "" for name in FIELDS})
     delivery_id, _, created = records.open_delivery(conn, pid, version, target, flow_run_id=flow_run_id)
     if not created and not completed_draft:  # a completed draft stays completed if sending it fails
         records.restart_delivery(conn, delivery_id, flow_run_id)

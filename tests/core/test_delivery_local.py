@@ -261,3 +261,55 @@ def test_sending_the_draft_of_an_archived_proposal_is_refused(db, settings):
         with pytest.raises(IllegalTransition, match="is 'archived': the email of its delivery"):
             service.deliver(db, pid, send=True, settings=allowed)
     assert server.messages == []
+
+
+# ── the email template (PROPOSALFLOW_EMAIL_TEMPLATE) and the sender (PROPOSALFLOW_MAIL_FROM) ─────────────
+
+def test_a_custom_template_and_the_from_address_make_the_email(db, settings, tmp_path):
+    template = tmp_path / "email.txt"
+    template.write_text("Subject: {client_name}: {title} (version {version})\n\n"
+                        "Dear {greeting_name},\n\nthe proposal: {link}\n{summary}\n"
+                        "Literal braces stay: {{not a placeholder}}\n\n— {sender}\n", encoding="utf-8")
+    custom = settings.model_copy(update={"email_template": template,
+                                         "mail_from": "Ana Lima <ana@agency.example>"})
+    pid = make_proposal(db)
+    report = service.deliver(db, pid, settings=custom)
+    message = email.message_from_bytes(Path(report["files"][2]).read_bytes(), policy=policy.default)
+    assert message["Subject"] == "Northwind Logistics: Route optimisation for Northwind (version 1)"
+    assert report["subject"] == message["Subject"]
+    assert message["From"] == "Ana Lima <ana@agency.example>" and message["To"] == "maria@northwind.example"
+    body = message.get_body(("plain",)).get_content().replace("\r\n", "\n")  # the .eml is written with CRLF
+    assert body.startswith("Dear Maria Anders,\n\nthe proposal: attached: ")
+    assert "We propose a **twelve-week** programme" in body
+    assert "Literal braces stay: {not a placeholder}" in body and body.rstrip().endswith("— Ana Lima")
+
+
+def test_without_a_from_address_the_message_has_no_from_header(db, settings):
+    """Gmail (and most SMTP relays) put the authenticated sender there; the body signs as the team."""
+    report = service.deliver(db, make_proposal(db), settings=settings)
+    message = email.message_from_bytes(Path(report["files"][2]).read_bytes(), policy=policy.default)
+    assert message["From"] is None
+    assert message.get_body(("plain",)).get_content().rstrip().endswith("Your proposal team")
+
+
+@pytest.mark.parametrize("text, error", [
+    ("Subject: {title} for {budget}\n\nHello {greeting_name}\n",
+     r"email template: unknown placeholder \{budget\}; known: \{client_name\}, .*\{sender\}"),
+    ("Hello {greeting_name},\n\n{link}\n", r"the first line must be 'Subject: …'"),
+    ("Subject: {title}\n\nA lone { brace\n", r"email template: .*write literal braces as \{\{ and \}\}"),
+])
+def test_a_broken_template_is_refused_before_anything_is_made(db, settings, tmp_path, text, error):
+    template = tmp_path / "email.txt"
+    template.write_text(text, encoding="utf-8")
+    pid = make_proposal(db)
+    with pytest.raises(ConfigurationError, match=error):
+        service.deliver(db, pid, settings=settings.model_copy(update={"email_template": template}))
+    assert not settings.home_dir.exists() or not any(settings.home_dir.rglob("*.docx"))
+    assert db.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 0
+    assert status.current_status(db, pid) == "approved"
+
+
+def test_a_missing_template_file_is_named(db, settings, tmp_path):
+    missing = tmp_path / "nowhere" / "email.txt"
+    with pytest.raises(ConfigurationError, match=f"PROPOSALFLOW_EMAIL_TEMPLATE {missing}: No such file"):
+        service.deliver(db, make_proposal(db), settings=settings.model_copy(update={"email_template": missing}))
