@@ -4,7 +4,8 @@ A document written here is chunked and embedded at once through the knowledge co
 (`ingest.embed_documents`), so it is searchable as soon as the call returns. Its `source_uri` is
 `api://knowledge/<uuid>`; documents that came from files or URLs keep theirs (replacing one here
 makes it differ from its file until the next embed-knowledge run of that folder restores the file's
-words). Server-owned fields — id, source URI, hash, chunk count, timestamps — are never input.
+words). Server-owned fields — id, source URI, hash, chunk count, timestamps, and `metadata.original` (where an
+uploaded file's original is kept) — are never input; a replace keeps the stored `original`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg.types.json import Jsonb
 from langchain_core.embeddings import Embeddings
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import NotFound, ValidationFailed
 from ..pagination import Page, SortKey, keyset
@@ -32,6 +33,8 @@ SORT_KEYS = {
     "created_at": SortKey("k.created_at", "timestamp"),
     "updated_at": SortKey("k.updated_at", "timestamp"),
 }
+# metadata keys only the server writes (`original`: where an uploaded file is kept; GET …/original serves it)
+SERVER_METADATA_KEYS = frozenset({"original"})
 KnowledgeSort = Literal["title", "-title", "created_at", "-created_at", "updated_at", "-updated_at"]
 
 
@@ -41,7 +44,18 @@ class KnowledgeInput(BaseModel):
     title: str = Field(min_length=1, max_length=500)
     category: str | None = Field(None, max_length=100, description="e.g. services, case-studies, pricing")
     content: str = Field(min_length=1, max_length=2_000_000, description="Markdown or plain text")
-    metadata: dict[str, Any] = Field(default_factory=dict, max_length=100)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, max_length=100,
+        description=f"Your own keys; {', '.join(sorted(SERVER_METADATA_KEYS))} is reserved (set by the server for uploads)",
+        json_schema_extra={"not": {"anyOf": [{"required": [k]} for k in sorted(SERVER_METADATA_KEYS)]}})
+
+    @field_validator("metadata")
+    @classmethod
+    def _no_server_keys(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        reserved = sorted(SERVER_METADATA_KEYS & metadata.keys())
+        if reserved:
+            raise ValueError(f"metadata.{reserved[0]} is reserved: the server records an uploaded file's original there")
+        return metadata
 
 
 class KnowledgeSummary(BaseModel):
@@ -87,9 +101,12 @@ def _clean(data: KnowledgeInput) -> KnowledgeInput:
 
 
 def save_document(conn: psycopg.Connection, embedder: Embeddings, source_uri: str, data: KnowledgeInput,
-                  chunk_settings: ChunkSettings | None = None) -> uuid.UUID:
-    """Upsert the document under `source_uri` and replace its chunks (one write transaction)."""
+                  chunk_settings: ChunkSettings | None = None, server_metadata: dict[str, Any] | None = None) -> uuid.UUID:
+    """Upsert the document under `source_uri` and replace its chunks (one write transaction).
+    `server_metadata` (e.g. a kept `original`) is merged over the caller's metadata."""
     data = _clean(data)
+    if server_metadata:
+        data = data.model_copy(update={"metadata": {**data.metadata, **server_metadata}})
     model = embedding_model(embedder)
     store.bind_model(conn, model)
     chunk_settings = chunk_settings or ChunkSettings()
@@ -113,10 +130,12 @@ def create_document(conn: psycopg.Connection, embedder: Embeddings, data: Knowle
 
 def replace_document(conn: psycopg.Connection, embedder: Embeddings, document_id: str | uuid.UUID,
                      data: KnowledgeInput) -> KnowledgeDocument:
-    row = conn.execute("SELECT source_uri FROM knowledge_base WHERE id = %s FOR UPDATE", (_uuid(document_id),)).fetchone()
+    row = conn.execute("SELECT source_uri, metadata FROM knowledge_base WHERE id = %s FOR UPDATE",
+                       (_uuid(document_id),)).fetchone()
     if row is None:
         raise NotFound(f"knowledge document {document_id} does not exist")
-    save_document(conn, embedder, row[0], data)
+    kept = {key: value for key, value in (row[1] or {}).items() if key in SERVER_METADATA_KEYS}
+    save_document(conn, embedder, row[0], data, server_metadata=kept)
     return get_document(conn, document_id)
 
 

@@ -184,3 +184,39 @@ def test_file_stores_directly(tmp_path):
 
 def test_zipfile_sanity():  # the docx helper really makes a zip container
     assert zipfile.is_zipfile(io.BytesIO(docx_bytes("x")))
+
+
+def test_metadata_original_is_server_owned(api, editor, viewer):
+    """`metadata.original` says which stored file GET …/original serves: never from the body."""
+    forged = api.post("/api/knowledge", json={"title": "x", "content": "hello world", "metadata": {
+        "owner": "me", "original": {"key": "knowledge/other/secret.md", "content_type": "text/html"}}}, headers=editor)
+    assert forged.status_code == 422, forged.text
+    assert forged.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in forged.json()["errors"]] == ["metadata"]
+    assert "metadata.original is reserved" in forged.json()["errors"][0]["message"]
+    plain = api.post("/api/knowledge", json={"title": "x", "content": "hello world"}, headers=editor).json()
+    put = api.put(f"/api/knowledge/{plain['id']}", json={"title": "x", "content": "hello world", "metadata": {
+        "original": {"key": "knowledge/other/secret.md"}}}, headers=editor)
+    assert put.status_code == 422 and "metadata.original" in put.json()["detail"]
+    assert api.get(f"/api/knowledge/{plain['id']}/original", headers=viewer).status_code == 404
+
+
+def test_replacing_an_uploaded_document_keeps_its_original(api, editor, viewer):
+    document_id = upload_document(api, editor, "pricing.md", PRICING.encode(), "text/markdown")
+    put = api.put(f"/api/knowledge/{document_id}", json={"title": "Pricing 2027", "content": "Retainers from EUR 5,000.",
+                                                         "metadata": {"owner": "sales"}}, headers=editor)
+    assert put.status_code == 200, put.text
+    assert put.json()["metadata"]["owner"] == "sales" and put.json()["metadata"]["original"]["filename"] == "pricing.md"
+    original = api.get(f"/api/knowledge/{document_id}/original", headers=viewer)
+    assert original.status_code == 200 and original.content == PRICING.encode()
+    # the same words again (no re-embedding): still kept
+    api.put(f"/api/knowledge/{document_id}", json={"title": "Pricing 2027", "content": "Retainers from EUR 5,000."},
+            headers=editor)
+    assert api.get(f"/api/knowledge/{document_id}/original", headers=viewer).content == PRICING.encode()
+
+
+def upload_document(api, headers, name: str, content: bytes, content_type: str) -> str:
+    """Upload a file and return the id of the document it became."""
+    response = api.post("/api/knowledge/upload", files={"file": (name, content, content_type)}, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()["document"]["id"]
