@@ -54,8 +54,8 @@ class JinaReader:
 
     def read(self, url: str) -> Page:
         try:
-            target = self.guard.check(url)
-            page = with_retries(url, lambda: self._attempt(url, target.site), attempts=self.attempts,
+            # checked in every attempt: a temporary DNS failure (ResolutionFailed) is retried like a network error
+            page = with_retries(url, lambda: self._attempt(url, self.guard.check(url).site), attempts=self.attempts,
                                 stats=self.stats)
         except (FetchFailed, UnsafeURL):
             self.stats.add(failures=1)

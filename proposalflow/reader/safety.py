@@ -6,7 +6,12 @@ redirect hop — the reader checks the URL here:
 - only `http` and `https`, a host name, no user:password part;
 - every address the host resolves to must be public (`ipaddress.is_global`): loopback, private
   (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254.0.0/16, where cloud metadata lives),
-  CGNAT, multicast, reserved and unspecified addresses are refused, IPv4-mapped IPv6 included;
+  CGNAT, multicast, reserved and unspecified addresses are refused, and so are IPv6 addresses that
+  carry a non-public IPv4 address (IPv4-mapped ::ffff:0:0/96, 6to4 2002::/16, NAT64 64:ff9b::/96,
+  IPv4-compatible ::/96);
+- a host name that does not resolve is not an SSRF refusal: a temporary DNS failure raises
+  `ResolutionFailed` (a Transient: retried with backoff like a network error, and then handed to
+  the fallback reader), "no such name" a FetchFailed;
 - the request then goes to the address that was checked (the connection is pinned to it, with the
   original Host header and TLS server name), so a DNS answer that changes between the check and
   the connection (DNS rebinding) cannot redirect it.
@@ -24,23 +29,48 @@ from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import UnsafeURL
+from ..errors import FetchFailed, UnsafeURL
+from .retrying import Transient
 
 Resolver = Callable[[str, int], list[str]]
 
 
 def system_resolver(host: str, port: int) -> list[str]:
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeURL(f"{host}: the host name does not resolve ({exc})") from exc
+    """The host's addresses. Raises socket.gaierror / UnicodeError when it does not resolve."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+# getaddrinfo errors that say "try again" (a DNS server down or slow), not "no such name"
+TEMPORARY_DNS_ERRORS = {getattr(socket, name) for name in ("EAI_AGAIN", "EAI_SYSTEM", "EAI_MEMORY")
+                        if hasattr(socket, name)}
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+class ResolutionFailed(Transient):
+    """The host name did not resolve just now (DNS trouble): worth another attempt. Not an SSRF refusal."""
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries and routes to: IPv4-mapped (::ffff:a.b.c.d),
+    6to4 (2002:AABB:CCDD::/48), NAT64 (64:ff9b::a.b.c.d) or the deprecated IPv4-compatible form
+    (::a.b.c.d)."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in NAT64 or (ip in IPV4_COMPATIBLE and int(ip) > 1):  # :: and ::1 are themselves non-public
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
 
 
 def is_public_address(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = embedded_ipv4(ip)
+        if inner is not None and not (inner.is_global and not inner.is_multicast):
+            return False  # e.g. 2002:7f00:1:: or 64:ff9b::a9fe:a9fe reach 127.0.0.1 / 169.254.169.254
     return ip.is_global and not ip.is_multicast
 
 
@@ -96,7 +126,7 @@ class UrlGuard:
         clean = urlunsplit((scheme, parts.netloc.lower(), parts.path or "/", parts.query, ""))
         if self.allow_private or host in self.trusted_hosts or f"{host}:{port}" in self.trusted_hosts:
             return Target(url=clean, host=host, port=port, connect_url=clean)
-        addresses = self._addresses(host, port)
+        addresses = self._addresses(host, port, url)
         refused = [a for a in addresses if not is_public_address(a)]
         if refused or not addresses:
             raise UnsafeURL(
@@ -111,9 +141,17 @@ class UrlGuard:
                       host_header=host if default_port else f"{host}:{port}",
                       sni_hostname=host if scheme == "https" else None)
 
-    def _addresses(self, host: str, port: int) -> list[str]:
+    def _addresses(self, host: str, port: int, url: str) -> list[str]:
         try:
             ipaddress.ip_address(host.strip("[]"))
             return [host.strip("[]")]
         except ValueError:
+            pass
+        try:
             return self.resolver(host, port)
+        except socket.gaierror as exc:
+            if exc.errno in TEMPORARY_DNS_ERRORS:
+                raise ResolutionFailed(f"{url}: {host} could not be resolved just now ({exc})") from exc
+            raise FetchFailed(f"{url}: {host} does not resolve ({exc})", url=url) from exc
+        except UnicodeError as exc:
+            raise UnsafeURL(f"{url}: {host} is not a valid host name ({exc})") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from datetime import timedelta
@@ -9,7 +10,8 @@ from datetime import timedelta
 import pytest
 
 from proposalflow.errors import FetchFailed, UnsafeURL
-from proposalflow.reader import DatabaseCache, ReaderStats, UrlGuard, make_reader
+from proposalflow.reader import (DatabaseCache, DirectReader, FallbackReader, JinaReader, ReaderStats, UrlGuard,
+                                 make_reader)
 from proposalflow.reader.limits import Limits
 from proposalflow.settings import Settings
 from tests.fakes.jina_server import JinaError, JinaReply, JinaServer
@@ -119,6 +121,9 @@ def test_private_addresses_are_refused_before_any_request(server):
     reader = reader_for(settings(PROPOSALFLOW_ALLOW_PRIVATE_URLS=False))
     for url in (site.url("/"), "http://localhost:%d/" % site.port, "http://169.254.169.254/latest/meta-data/",
                 "http://[::1]/", "http://[::ffff:127.0.0.1]/", "http://10.1.2.3/", "file:///etc/passwd",
+                # IPv6 forms that carry a private IPv4: 6to4 of 127.0.0.1, NAT64 of 169.254.169.254,
+                # IPv4-compatible 127.0.0.1
+                "http://[2002:7f00:1::1]/", "http://[64:ff9b::a9fe:a9fe]/", "http://[::7f00:1]/",
                 "gopher://example.com/", "http://user:pw@example.com/"):
         with pytest.raises(UnsafeURL):
             reader.read(url)
@@ -146,6 +151,48 @@ def test_redirects_are_capped(server):
     with pytest.raises(FetchFailed, match="more than 3 redirects"):
         reader_for(settings(PROPOSALFLOW_READER_MAX_REDIRECTS=3)).read(site.url("/0"))
     assert site.count() == 4
+
+
+def test_ipv6_forms_of_public_ipv4_addresses_pass_the_guard():
+    guard = UrlGuard()
+    for address in ("2002:5db8:d822::1", "64:ff9b::5db8:d822", "2606:4700:4700::1111"):  # 93.184.216.34 …
+        assert guard.check(f"https://[{address}]/").connect_url == f"https://[{address}]:443/"
+
+
+def failing_resolver(errno: int, calls: list):
+    def resolve(host: str, port: int) -> list[str]:
+        calls.append(host)
+        raise socket.gaierror(errno, "Temporary failure in name resolution" if errno == socket.EAI_AGAIN
+                              else "Name or service not known")
+    return resolve
+
+
+def test_a_temporary_dns_failure_is_retried_and_handed_to_the_fallback_not_refused(server):
+    s = settings(PROPOSALFLOW_ALLOW_PRIVATE_URLS=False, PROPOSALFLOW_READER_ATTEMPTS=2)
+    limits = Limits(200, 2, 4)
+    calls: list = []
+    direct = DirectReader(s, guard=UrlGuard(resolver=failing_resolver(socket.EAI_AGAIN, calls)), limits=limits)
+    with pytest.raises(FetchFailed, match="could not be resolved just now.*after 2 attempts") as failure:
+        direct.read("https://shop.example/")
+    assert failure.value.fallback_ok and len(calls) == 2 and direct.stats.retries == 1 and direct.stats.requests == 0
+
+    # Jina (whose check hit the DNS trouble) falls back to a reader that can resolve the name
+    site = server.add_site(company_pages())
+    with JinaServer() as jina:
+        js = jina_settings(jina, PROPOSALFLOW_ALLOW_PRIVATE_URLS=False, PROPOSALFLOW_READER_ATTEMPTS=2)
+        reader = FallbackReader(JinaReader(js, guard=UrlGuard(resolver=failing_resolver(socket.EAI_AGAIN, [])),
+                                           limits=limits),
+                                DirectReader(js, guard=UrlGuard(allow_private=True), limits=limits))
+        page = reader.read(f"http://localhost:{site.port}/")
+    assert page.reader == "direct" and "could not be resolved just now" in page.structured["reader_fallback"]["reason"]
+    assert jina.requests == []  # Jina is still never handed a URL that was not checked
+
+    # a name that does not exist is a plain failure: no retry, no fallback, and not an SSRF refusal
+    calls.clear()
+    nxdomain = DirectReader(s, guard=UrlGuard(resolver=failing_resolver(socket.EAI_NONAME, calls)), limits=limits)
+    with pytest.raises(FetchFailed, match="shop.example does not resolve") as failure:
+        nxdomain.read("https://shop.example/")
+    assert not isinstance(failure.value, UnsafeURL) and not failure.value.fallback_ok and len(calls) == 1
 
 
 def test_the_guard_pins_the_connection_to_the_checked_public_address():
