@@ -7,15 +7,28 @@
 - length within the section's bounds.
 
 A section that fails is drafted once more with these reasons; what still fails after that is
-kept in the proposal's metadata as `check_warnings` for the reviewer.
+kept in the proposal's metadata as `check_warnings` for the reviewer — except a *required* section
+that is still missing or empty: the run fails (`IncompleteProposal`), nothing is saved.
+
+The whole proposal: its sections' text together within the template's `max_total_chars` (the
+longest sections are redrafted shorter). After assembly, the title and the executive summary are
+checked the same way (placeholder text, length) and written once more with the reasons.
 """
 
 from __future__ import annotations
 
 import re
 
+from ..errors import ValidationFailed
 from .facts import ClientFacts
 from .templates import PlannedSection
+
+TITLE_CHARS = (5, 160)
+SUMMARY_CHARS = (40, 2500)
+
+
+class IncompleteProposal(ValidationFailed):
+    """A required section is still missing after its redraft: the proposal is not saved."""
 
 PLACEHOLDER = re.compile(
     r"\[\s*(?:insert|your|client|company|customer|todo|tbd|name|date|amount|price|number|x{2,})\b[^\]]*\]"
@@ -69,3 +82,49 @@ def drop_unresolved(draft: dict, *, stored_chunks: set[int], facts: ClientFacts)
                 or (c["kind"] == "fact" and facts.resolves(c["field"], c.get("url")))]
         paragraphs.append({**p, "citations": keep})
     return {**draft, "paragraphs": paragraphs}
+
+
+def missing_required(outline: list[dict], drafts: dict[str, dict]) -> list[dict]:
+    """The outline's required sections that have no paragraphs."""
+    return [s for s in outline if s.get("required") and not (drafts.get(s["id"]) or {}).get("paragraphs")]
+
+
+def total_chars(outline: list[dict], drafts: dict[str, dict]) -> int:
+    return sum(len("\n\n".join(p["text"] for p in (drafts.get(s["id"]) or {}).get("paragraphs", [])))
+               for s in outline)
+
+
+def too_long(outline: list[dict], drafts: dict[str, dict], max_total: int,
+             redraftable: set[str]) -> tuple[str | None, dict[str, str]]:
+    """When the sections together exceed `max_total` characters: the problem, and for the longest redraftable
+    sections (those above an even share, longest first, until the excess is covered) the reason to shorten them."""
+    total = total_chars(outline, drafts)
+    if total <= max_total:
+        return None, {}
+    problem = f"the whole proposal is too long: {total} characters in its sections, at most {max_total}"
+    share = max_total // max(1, len(outline))
+    lengths = sorted(((len("\n\n".join(p["text"] for p in (drafts.get(s["id"]) or {}).get("paragraphs", []))),
+                       s["id"]) for s in outline if s["id"] in redraftable), reverse=True)
+    reasons, excess = {}, total - max_total
+    for length, sid in lengths:
+        if excess <= 0 or length <= share:
+            break
+        target = max(share, length - excess)
+        reasons[sid] = f"{problem}: make this section shorter, under {target} characters"
+        excess -= length - target
+    return problem, reasons
+
+
+def document_problems(title: str, summary: str) -> list[str]:
+    """What is wrong with the assembled proposal's title and executive summary (empty list: they pass)."""
+    problems = []
+    for name, text, (low, high) in (("title", title, TITLE_CHARS), ("executive summary", summary, SUMMARY_CHARS)):
+        text = (text or "").strip()
+        if len(text) < low:
+            problems.append(f"{name} too short: {len(text)} characters, at least {low}")
+        if len(text) > high:
+            problems.append(f"{name} too long: {len(text)} characters, at most {high}")
+        found = sorted({m.group(0) for m in PLACEHOLDER.finditer(text)})
+        if found:
+            problems.append(f"{name}: placeholder text: " + ", ".join(repr(f) for f in found[:5]))
+    return problems

@@ -83,7 +83,8 @@ class OfflineComposer:
             paragraphs.insert(0, {"text": self._next_steps(client), "citations": []})
         draft = make_draft(section, paragraphs)
         if reason and "too long" in reason:
-            draft = _trim(draft, section.max_chars)
+            under = re.search(r"under (\d+) characters", reason)  # the whole proposal is too long
+            draft = _trim(draft, min(section.max_chars, int(under.group(1))) if under else section.max_chars)
         return draft, dict(NO_USAGE)
 
     def _lead(self, client: ClientFacts, brief: str | None, section: PlannedSection) -> tuple[str, list[dict]]:
@@ -147,7 +148,7 @@ class OfflineComposer:
         return make_draft(section, paragraphs)
 
     # --- summary ----------------------------------------------------------------------------------
-    def summarize(self, client, brief, drafts):
+    def summarize(self, client, brief, drafts, *, reason=None, previous=None):  # deterministic: `reason` changes nothing
         topic = brief_topic(brief, 70)
         title = f"Proposal for {client.name}" + (f": {topic[:1].upper() + topic[1:]}" if topic else "")
         industry = _lower(client.items("industry")) if client.citation("industry") else ""

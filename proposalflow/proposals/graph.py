@@ -2,13 +2,19 @@
 
 Generation:
 
-    load_client ─▶ plan ─▶ draft_section × N (Send, in parallel) ─▶ check ─┬─▶ assemble ─▶ save
-                                ▲                                          │
-                                └──── draft_section again (once, with the reason) ◀┘ failed sections
+    load_client ─▶ plan ─▶ draft_section × N (Send, in parallel) ─▶ check ─┬─▶ assemble ─▶ check_document ─┬─▶ save
+                                ▲                                          │       ▲                          │
+                                └── draft_section again (once, with the reason) ◀┘  └── once, with the reason ◀┘
+
+`check` checks each section (citations resolve, placeholders, its length) and the sections together
+(the template's `max_total_chars`); a required section still missing after its redraft fails the run
+(`IncompleteProposal`). `assemble` writes the title and the executive summary; `check_document`
+checks them (placeholders, length) and has them written once more with the reason.
 
 Revision (one conversation turn):
 
-    load_proposal ─▶ route ─▶ draft_section × concerned sections (Send) ─▶ check ─▶ assemble_revision ─▶ save
+    load_proposal ─▶ route ─▶ draft_section × concerned sections (Send) ─▶ check ─▶ assemble_revision
+        ─▶ check_document ─▶ save          (route refuses to remove a required section)
 
 Every outside thing is injected through `GraphDeps` (the writer, the retriever, the chunk lookup, the
 loaders and the saver), so the flow passes the real ones and tests pass local ones. State holds only
@@ -26,10 +32,12 @@ import time
 from dataclasses import dataclass
 from typing import Annotated, Any, Callable, Iterable, TypedDict
 
-from .checks import PLACEHOLDER, cited_chunk_ids, drop_unresolved, section_problems
+from ..errors import ValidationFailed
+from .checks import (IncompleteProposal, cited_chunk_ids, document_problems, drop_unresolved, missing_required,
+                     section_problems, too_long)
 from .facts import ClientFacts
 from .schema import (ClientRef, GenerationMetadata, Paragraph, ProposalContent, Section, TokenUsage)
-from .templates import PRICING_CATEGORY, PlannedSection, get_template
+from .templates import PRICING_CATEGORY, PlannedSection, Template, get_template
 from .writers import Writer, add_usage, draft_text
 
 PASSAGES_PER_SECTION = 5
@@ -64,6 +72,8 @@ class ProposalState(TypedDict, total=False):
     warnings: list[str]
     usage: Annotated[dict, add_usage]
     content: dict  # the ProposalContent, as JSON
+    summary_attempts: int  # title + executive summary written so many times
+    summary_problems: list[str]  # what check_document found in the last ones
     diff_summary: str
     reply: str
     saved: dict  # {"proposal_id", "version"}
@@ -162,12 +172,33 @@ class _Nodes:
                                      stored_chunks=set(stored), facts=client)
             if found:
                 problems[spec["id"]] = found
+        template = _template(state.get("template"))
+        if template is not None:  # the sections together: the longest ones that may be redrafted get shorter
+            redraftable = {s["id"] for s in targets if attempts.get(s["id"], 1) < MAX_ATTEMPTS}
+            _, shorten = too_long(state["outline"], drafts, template.max_total_chars, redraftable)
+            for sid, reason in shorten.items():
+                problems[sid] = [*problems.get(sid, []), reason]
         update: dict = {"problems": problems}
         if all(attempts.get(i, 1) >= MAX_ATTEMPTS for i in problems):  # last check: keep the problems as warnings
             headings = {s["id"]: s["heading"] for s in targets}
-            update["drafts"] = {i: drop_unresolved(drafts[i], stored_chunks=set(stored), facts=client)
-                                for i in problems if i in drafts}
+            kept = {i: drop_unresolved(drafts[i], stored_chunks=set(stored), facts=client)
+                    for i in problems if i in drafts}
+            missing = missing_required(state["outline"], {**drafts, **kept})
+            if missing:
+                names = ", ".join(f"'{s['heading']}' ({s['id']})" for s in missing)
+                why = "; ".join(p for s in missing for p in problems.get(s["id"], []))
+                raise IncompleteProposal(
+                    f"the proposal for {client.name} lacks its required section{'s' if len(missing) > 1 else ''} "
+                    f"{names} after a redraft ({why or 'empty'}): nothing was saved. Add knowledge-base documents "
+                    "the section can cite, or choose a template without it, then ask again.",
+                    [{"field": f"sections.{s['id']}", "message": "required section missing after a redraft"}
+                     for s in missing])
+            update["drafts"] = kept
             update["warnings"] = [f"{headings[i]}: {p}" for i, found in problems.items() for p in found]
+            if template is not None:
+                problem, _ = too_long(state["outline"], {**drafts, **kept}, template.max_total_chars, set())
+                if problem and not any(problem in w for w in update["warnings"]):
+                    update["warnings"].append(problem)
         return update
 
     def after_check(self, state: ProposalState):
@@ -200,9 +231,34 @@ class _Nodes:
     def assemble(self, state: ProposalState) -> dict:
         client = ClientFacts.from_dict(state["client"])
         ordered = self._ordered(state)
-        title, summary, usage = self.deps.writer.summarize(client, state.get("brief"), ordered)
-        content = self._content(state, client, title, summary, ordered, add_usage(state.get("usage"), usage))
-        return {"content": content.model_dump(mode="json"), "usage": usage}
+        attempt = state.get("summary_attempts", 0) + 1
+        title, summary, usage = self._summarize(state, client, ordered, attempt)
+        content = self._content(state, client, title, summary, ordered, add_usage(state.get("usage"), usage),
+                                summary_redrafted=attempt > 1)
+        return {"content": content.model_dump(mode="json"), "usage": usage, "summary_attempts": attempt}
+
+    def check_document(self, state: ProposalState) -> dict:
+        """The assembled proposal's title and executive summary: placeholder text, length."""
+        content = state["content"]
+        problems = document_problems(content["title"], content["executive_summary"])
+        if problems and state.get("summary_attempts", 1) >= MAX_ATTEMPTS:  # after the rewrite: warnings
+            metadata = {**content["metadata"], "check_warnings": [*content["metadata"].get("check_warnings", []),
+                                                                 *problems]}
+            return {"summary_problems": problems, "content": {**content, "metadata": metadata}}
+        return {"summary_problems": problems}
+
+    def after_check_document(self, state: ProposalState) -> str:
+        if state.get("summary_problems") and state.get("summary_attempts", 1) < MAX_ATTEMPTS:
+            return "assemble_revision" if state.get("instruction") else "assemble"
+        return "save"
+
+    def _summarize(self, state: ProposalState, client: ClientFacts, ordered: list[dict], attempt: int):
+        if attempt > 1 and state.get("summary_problems"):
+            previous = state.get("content") or {}
+            return self.deps.writer.summarize(
+                client, state.get("brief"), ordered, reason="; ".join(state["summary_problems"]),
+                previous={"title": previous.get("title"), "executive_summary": previous.get("executive_summary")})
+        return self.deps.writer.summarize(client, state.get("brief"), ordered)
 
     def save(self, state: ProposalState) -> dict:
         return {"saved": self.deps.save(dict(state))}
@@ -218,6 +274,15 @@ class _Nodes:
         base = ProposalContent.model_validate(state["base"])
         plan, usage = self.deps.writer.route_revision(base, state["instruction"], state.get("history") or [])
         template = get_template(base.metadata.template) if base.metadata.template else None
+        required = [s for s in base.sections if s.id in plan["remove"]
+                    and (spec := (template or get_template(None)).spec(s.id)) is not None and spec.required]
+        if required:
+            names = ", ".join(f"'{s.heading}' ({s.id})" for s in required)
+            raise ValidationFailed(
+                f"cannot remove {names}: the '{(template or get_template(None)).name}' template requires "
+                f"{'them' if len(required) > 1 else 'it'}. Ask to shorten or rewrite it instead, or regenerate "
+                "the proposal with another template (proposalflow propose … --template short).",
+                [{"field": "instruction", "message": f"would remove the required section {s.id}"} for s in required])
         outline, drafts = [], {}
         for section in base.sections:
             if section.id in plan["remove"]:
@@ -256,11 +321,13 @@ class _Nodes:
         usage = None
         title, summary = base.title, base.executive_summary
         plan = state["route"]
-        if plan["rewrite_summary"] or plan["remove"] or plan["add"]:
-            title, summary, usage = self.deps.writer.summarize(client, state.get("brief"), ordered)
-        content = self._content(state, client, title, summary, ordered, add_usage(state.get("usage"), usage))
+        attempt = state.get("summary_attempts", 0) + 1
+        if plan["rewrite_summary"] or plan["remove"] or plan["add"] or attempt > 1:
+            title, summary, usage = self._summarize(state, client, ordered, attempt)
+        content = self._content(state, client, title, summary, ordered, add_usage(state.get("usage"), usage),
+                                summary_redrafted=attempt > 1)
         return {"content": content.model_dump(mode="json"), "usage": usage or {},
-                "diff_summary": diff_summary(base, content)}
+                "diff_summary": diff_summary(base, content), "summary_attempts": attempt}
 
     # helpers
     @staticmethod
@@ -269,13 +336,11 @@ class _Nodes:
         return [drafts[s["id"]] for s in state["outline"] if drafts.get(s["id"], {}).get("paragraphs")]
 
     def _content(self, state, client: ClientFacts, title: str, summary: str, ordered: list[dict],
-                 usage: dict) -> ProposalContent:
+                 usage: dict, summary_redrafted: bool = False) -> ProposalContent:
         warnings = list(state.get("warnings") or [])
         present = {d["id"] for d in ordered}
         warnings += [f"{s['heading']}: the section is missing" for s in state["outline"] if s["id"] not in present]
-        placeholders = sorted({m.group(0) for m in PLACEHOLDER.finditer(f"{title}\n{summary}")})
-        if placeholders:
-            warnings.append("title or executive summary: placeholder text: " + ", ".join(map(repr, placeholders)))
+        redrafted = sorted(set(state.get("redrafted") or []) | ({"executive_summary"} if summary_redrafted else set()))
         writer = self.deps.writer
         return ProposalContent(
             title=title, executive_summary=summary,
@@ -287,7 +352,14 @@ class _Nodes:
                 brief=state.get("brief"), token_usage=TokenUsage(**usage),
                 generation_seconds=round(time.time() - state.get("started", time.time()), 3),
                 flow_run_id=state.get("flow_run_id"), run_id=state.get("run_id"), client_enriched=client.enriched,
-                redrafted_sections=sorted(set(state.get("redrafted") or [])), check_warnings=warnings))
+                redrafted_sections=redrafted, check_warnings=warnings))
+
+
+def _template(name: str | None) -> Template | None:
+    try:
+        return get_template(name)
+    except ValidationFailed:  # a template renamed since the proposal was written: no whole-proposal bound
+        return None
 
 
 def diff_summary(old: ProposalContent, new: ProposalContent) -> str:
@@ -339,13 +411,15 @@ def build_generation_graph(deps: GraphDeps, checkpointer=None):
     graph.add_node("draft_section", nodes.draft_section, retry_policy=retry)
     graph.add_node("check", nodes.check, retry_policy=retry)
     graph.add_node("assemble", nodes.assemble, retry_policy=retry)
+    graph.add_node("check_document", nodes.check_document, retry_policy=retry)
     graph.add_node("save", nodes.save, retry_policy=retry)
     graph.add_edge(START, "load_client")
     graph.add_edge("load_client", "plan")
     graph.add_conditional_edges("plan", nodes.fan_out, ["draft_section", "assemble"])
     graph.add_edge("draft_section", "check")
     graph.add_conditional_edges("check", nodes.after_check, ["draft_section", "assemble"])
-    graph.add_edge("assemble", "save")
+    graph.add_edge("assemble", "check_document")
+    graph.add_conditional_edges("check_document", nodes.after_check_document, ["assemble", "save"])
     graph.add_edge("save", END)
     return graph.compile(checkpointer=checkpointer, name="generate-proposal")
 
@@ -360,13 +434,15 @@ def build_revision_graph(deps: GraphDeps, checkpointer=None):
     graph.add_node("draft_section", nodes.draft_section, retry_policy=retry)
     graph.add_node("check", nodes.check, retry_policy=retry)
     graph.add_node("assemble_revision", nodes.assemble_revision, retry_policy=retry)
+    graph.add_node("check_document", nodes.check_document, retry_policy=retry)
     graph.add_node("save", nodes.save, retry_policy=retry)
     graph.add_edge(START, "load_proposal")
     graph.add_edge("load_proposal", "route")
     graph.add_conditional_edges("route", nodes.fan_out, ["draft_section", "assemble_revision"])
     graph.add_edge("draft_section", "check")
     graph.add_conditional_edges("check", nodes.after_check, ["draft_section", "assemble_revision"])
-    graph.add_edge("assemble_revision", "save")
+    graph.add_edge("assemble_revision", "check_document")
+    graph.add_conditional_edges("check_document", nodes.after_check_document, ["assemble_revision", "save"])
     graph.add_edge("save", END)
     return graph.compile(checkpointer=checkpointer, name="revise-proposal")
 

@@ -131,8 +131,18 @@ Write it again and fix exactly that.""")
     return [("system", SYSTEM), ("human", "\n\n".join(parts))]
 
 
-def summary_messages(client, brief, sections: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def summary_messages(client, brief, sections: list[tuple[str, str]], *, reason: str | None = None,
+                     previous: dict | None = None) -> list[tuple[str, str]]:
     body = "\n\n".join(f"## {heading}\n{text}" for heading, text in sections)
+    again = ""
+    if reason:
+        previous = previous or {}
+        again = f"""
+
+Your previous title and executive summary failed our check: {reason}
+Previous title: {previous.get('title')}
+Previous executive summary: {previous.get('executive_summary')}
+Write them again and fix exactly that."""
     return [("system", SYSTEM), ("human", f"""Write the title and the executive summary of this proposal.
 
 {client_block(client)}
@@ -142,7 +152,7 @@ def summary_messages(client, brief, sections: list[tuple[str, str]]) -> list[tup
 The sections:
 {body}
 
-The executive summary only restates what the sections say.""")]
+The executive summary only restates what the sections say.{again}""")]
 
 
 def revision_messages(content, instruction: str, history: list[dict]) -> list[tuple[str, str]]:

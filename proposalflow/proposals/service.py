@@ -270,6 +270,8 @@ class _RunContext:
         except BaseException as exc:
             with self.lock:
                 store.fail_run(self.conn, run, f"{type(exc).__name__}: {exc}")
+            if isinstance(exc, ValidationFailed):  # not transient (a required section missing, a refused revision):
+                self._saver.delete_thread(run.id)  # the same request again starts afresh instead of resuming it
             if isinstance(exc, transient_errors()) and not isinstance(exc, ProposalflowError):
                 raise IntegrationFailed(f"proposal run {run.id}: {type(exc).__name__}: {exc} (after retries; "
                                         "run the same request again to resume)") from exc

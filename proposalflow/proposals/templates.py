@@ -1,8 +1,10 @@
 """Proposal templates: which sections a proposal has, what each is for, and how it searches the knowledge base.
 
 A template is a list of `SectionSpec`. The planner (a model, or the offline composer) turns it into
-an outline for one client and brief; `required` sections are always in the outline, and the
-`pricing` section only when the knowledge base holds pricing notes (category `pricing`).
+an outline for one client and brief; every template section is in the outline, the `pricing`
+section only when the knowledge base holds pricing notes (category `pricing`). A `required`
+section still missing after its redraft fails the run, and a revision may not remove it;
+`max_total_chars` bounds the whole proposal's sections (checked, see checks.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class SectionSpec:
     query: str  # knowledge-base query; {industry}, {services}, {brief} are filled from the client and brief
     kind: str = "standard"  # "pricing": only when the knowledge base has pricing notes
     category: str | None = None  # restrict retrieval to one knowledge category
-    required: bool = True
+    required: bool = True  # missing after its redraft: the run fails; a revision may not remove it
     grounded: bool = True  # must cite at least one chunk or fact
     min_chars: int = 120
     max_chars: int = 4000
@@ -37,7 +39,7 @@ class Template:
     description: str
     sections: tuple[SectionSpec, ...]
     max_extra_sections: int = 2  # sections a model may add for a brief (never offline)
-    max_total_chars: int = 24000
+    max_total_chars: int = 24000  # all sections' text together (the check redrafts the longest sections)
 
     def spec(self, section_id: str) -> SectionSpec | None:
         return next((s for s in self.sections if s.id == section_id), None)
@@ -109,6 +111,8 @@ class PlannedSection:
     max_chars: int = 4000
     focus: str = ""  # what the planner wants this section to say for this client
     prefer: tuple[str, ...] = ()
+    required: bool = False  # a template's required section: the proposal fails without it (sections added for
+    # a brief or by a revision are not required)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -122,7 +126,7 @@ class PlannedSection:
     @classmethod
     def from_spec(cls, spec: SectionSpec, query: str, focus: str = "") -> "PlannedSection":
         return cls(spec.id, spec.heading, spec.purpose, query, spec.kind, spec.category, spec.grounded,
-                   spec.min_chars, spec.max_chars, focus, spec.prefer)
+                   spec.min_chars, spec.max_chars, focus, spec.prefer, spec.required)
 
     def rank(self, passages: list[dict]) -> list[dict]:
         """Passages in the section's preferred order: preferred categories first (in `prefer` order),

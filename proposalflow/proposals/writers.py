@@ -38,7 +38,8 @@ class Writer(Protocol):
               reason: str | None = None, previous: dict | None = None, instruction: str | None = None,
               history: list[dict] | None = None) -> tuple[dict, Usage]: ...
 
-    def summarize(self, client: ClientFacts, brief: str | None, drafts: list[dict]) -> tuple[str, str, Usage]: ...
+    def summarize(self, client: ClientFacts, brief: str | None, drafts: list[dict], *, reason: str | None = None,
+                  previous: dict | None = None) -> tuple[str, str, Usage]: ...
 
     def route_revision(self, content: "ProposalContent", instruction: str,
                        history: list[dict]) -> tuple[dict, Usage]: ...
@@ -221,9 +222,9 @@ class ModelWriter:
             paragraphs.append({"text": text, "citations": citations})
         return make_draft(section, paragraphs), usage
 
-    def summarize(self, client, brief, drafts):
+    def summarize(self, client, brief, drafts, *, reason=None, previous=None):
         answer, usage = self._ask(prompts.Summary, prompts.summary_messages(
-            client, brief, [(d["heading"], draft_text(d)) for d in drafts]))
+            client, brief, [(d["heading"], draft_text(d)) for d in drafts], reason=reason, previous=previous))
         return answer.title.strip(), answer.executive_summary.strip(), usage
 
     def route_revision(self, content, instruction, history):

@@ -262,3 +262,73 @@ def _writer_from(settings, **kwargs):
     from proposalflow.proposals.writers import make_writer
 
     return make_writer(settings, **kwargs)
+
+
+def test_a_required_section_still_empty_after_its_redraft_fails_the_run_and_saves_nothing(kb):
+    from proposalflow.proposals.checks import IncompleteProposal
+
+    model = ScriptedModel()
+
+    def empty_evidence(request):
+        answer = model(request)
+        if "(id evidence) of our proposal" in request.text:
+            return {"content": {"paragraphs": []}}
+        return answer
+
+    with OpenAIServer(empty_evidence) as server:
+        with pytest.raises(IncompleteProposal, match=r"lacks its required section 'Relevant experience' \(evidence\) "
+                                                     r"after a redraft .*nothing was saved"):
+            service.generate(kb, client_id(kb, "Northwind Logistics"), settings=llm_settings(server))
+    assert model.drafted.count("evidence") == 2  # drafted, then once more with the reason
+    proposal_id, status, version = kb.execute("SELECT id, status, version FROM proposals").fetchone()
+    assert (status, version) == ("failed", 0)
+    assert kb.execute("SELECT count(*) FROM proposal_versions").fetchone()[0] == 0
+    run_id, run_status, error = kb.execute("SELECT id, status, error FROM proposal_runs").fetchone()
+    assert run_status == "failed" and "IncompleteProposal" in error
+    # the same request again starts afresh (a model may answer differently), it does not resume into the same failure
+    assert kb.execute("SELECT count(*) FROM checkpoints WHERE thread_id = %s", (str(run_id),)).fetchone()[0] == 0
+
+
+def test_a_proposal_longer_than_its_template_allows_has_its_longest_sections_redrafted_shorter(kb):
+    model = ScriptedModel()
+    long_text = "We will run this part of the work with weekly reviews and clear owners for every task. " * 40  # ~3.5k
+
+    def verbose(request):  # each section's first draft just within its own bound; together over the 9000 of "short"
+        answer = model(request)
+        if "paragraphs" in str(answer) and "(id next_steps)" not in request.text:
+            redraft = "failed our check" in request.text  # then a reasonable length
+            for paragraph in answer["content"]["paragraphs"]:
+                paragraph["text"] = long_text[:600 if redraft else 3500]
+        return answer
+
+    with OpenAIServer(verbose) as server:
+        result = service.generate(kb, client_id(kb, "Brightleaf Dental Group"), template="short",
+                                  settings=llm_settings(server))
+        redrafts = [b["messages"][-1]["content"] for b in requests_for(server, "SectionDraft")
+                    if "failed our check" in b["messages"][-1]["content"]]
+    content = service.get(kb, result.proposal_id).content
+    assert redrafts and all("the whole proposal is too long" in r and "at most 9000" in r for r in redrafts)
+    assert set(content.metadata.redrafted_sections) <= {"understanding", "approach", "pricing"}
+    assert sum(len(s.body) for s in content.sections) < 9000 and content.metadata.check_warnings == []
+
+
+def test_a_placeholder_in_the_title_is_caught_after_assembly_and_written_once_more(kb):
+    model = ScriptedModel()
+
+    def placeholder_title(request):
+        answer = model(request)
+        if "Write the title and the executive summary" in request.text and "failed our check" not in request.text:
+            return {"content": {"title": "Proposal for [Client name]",
+                                "executive_summary": "We propose a focused programme. It builds on our services."}}
+        return answer
+
+    with OpenAIServer(placeholder_title) as server:
+        result = service.generate(kb, client_id(kb, "Brightleaf Dental Group"), template="short",
+                                  settings=llm_settings(server))
+        summaries = [b["messages"][-1]["content"] for b in requests_for(server, "Summary")]
+    assert len(summaries) == 2
+    assert "failed our check: title: placeholder text: '[Client name]'" in summaries[1]
+    content = service.get(kb, result.proposal_id).content
+    assert content.title == "Proposal: growth marketing for the client"
+    assert "executive_summary" in content.metadata.redrafted_sections and content.metadata.check_warnings == []
+    assert content.metadata.token_usage.calls == 7  # plan + 4 sections + 2 summaries

@@ -91,10 +91,18 @@ def test_offline_revisions_over_two_turns(kb):
     assert v2.section("approach").paragraphs == v1.section("approach").paragraphs
     assert shorter.diff_summary.startswith("executive summary rewritten; rewrote 'Investment and timeline'") or \
         "rewrote 'Investment and timeline'" in shorter.diff_summary
-    removed = service.revise(kb, first.proposal_id, "Remove the relevant experience section", settings=OFFLINE)
+    # a required section of the template cannot be removed: a clear refusal, nothing saved
+    from proposalflow.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed, match=r"cannot remove 'Relevant experience' \(evidence\): the 'standard' "
+                                               "template requires it"):
+        service.revise(kb, first.proposal_id, "Remove the relevant experience section", settings=OFFLINE)
+    assert service.get(kb, first.proposal_id).versions == [1, 2]
+    assert service.get(kb, first.proposal_id).content.section("evidence") is not None
+    detail = service.revise(kb, first.proposal_id, "Add more detail to the next steps", settings=OFFLINE)
     v3 = service.get(kb, first.proposal_id).content
-    assert removed.version == 3 and v3.section("evidence") is None and "removed 'Relevant experience'" in \
-        removed.diff_summary
+    assert detail.version == 3 and "rewrote 'Next steps'" in detail.diff_summary
+    assert v3.pricing.paragraphs == v2.pricing.paragraphs  # the second turn builds on the first
     assert [m["role"] for m in service.conversation(kb, first.proposal_id)] == ["user", "assistant"] * 2
     status.transition(kb, first.proposal_id, "archived")
     with pytest.raises(IllegalTransition, match="can no longer change"):
