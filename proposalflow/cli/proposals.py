@@ -71,20 +71,23 @@ def show(
     history: bool = typer.Option(False, "--history", help="Also list the versions and the conversation."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Print a proposal (Markdown, with its references) and its status."""
+    """Print a proposal (Markdown, with its references), its status and its deliveries."""
     with reported_errors(as_json):
         from ..database import connect
+        from ..delivery.service import delivery_status
         from ..proposals import service
 
         with connect(autocommit=True) as conn:
             record = service.get(conn, proposal_id, version)
             versions = service.versions(conn, proposal_id) if history or as_json else []
             messages = service.conversation(conn, proposal_id) if history or as_json else []
+            deliveries = delivery_status(conn, record.id)
     if as_json:
         emit_json({**record.model_dump(mode="json"), "markdown": record.content.to_markdown() if record.content else None,
-                   "version_history": versions, "conversation": messages})
+                   "version_history": versions, "conversation": messages, "deliveries": deliveries})
         return
     _print_proposal(record)
+    _print_deliveries(record, deliveries)
     if history:
         table = Table(title="Versions", title_justify="left")
         for column in ("version", "kind", "when", "instruction / changes"):
@@ -195,6 +198,32 @@ def report_batch(summary: dict, shown: int = 10) -> None:
         out.print(f"[red]failed[/] client {failure['client_id']}: {failure['error']}", highlight=False)
     if proposals:
         out.print(f"Read one: proposalflow proposal show {proposals[0]['proposal_id']}", highlight=False)
+
+
+def _print_deliveries(record, deliveries: list[dict]) -> None:
+    """The deliveries table (version, target, state, the email: draft or sent), then the document's link,
+    the files and the draft id as whole lines — meant to be copied, never cut short."""
+    if not deliveries:
+        hint = f" (deliver it: proposalflow deliver {record.id})" if record.status == "approved" else ""
+        out.print(f"delivery: not delivered yet{hint}", highlight=False, soft_wrap=True)
+        return
+    current = max(record.versions or [record.version])
+    table = Table(title="Deliveries", title_justify="left")
+    for column in ("version", "target", "status", "email", "when"):
+        table.add_column(column, no_wrap=True)
+    for d in deliveries:
+        when = (d["completed_at"] or d["started_at"] or "")[:16].replace("T", " ")
+        table.add_row(f"v{d['version']}" + ("" if d["version"] == current else " (older)"), d["target"],
+                      d["status"], d["mail_state"] or "—", when)
+    out.print(table)
+    for d in deliveries:
+        rows = [("document", d["doc_link"])] + [("file", f) for f in d["files"]]
+        rows += [("draft id", d["draft_id"])] if d["target"] == "google" and d["draft_id"] else []
+        rows += [("error", d["error"])] if d["error"] and d["status"] != "completed" else []
+        for label, value in rows:
+            if value:
+                out.print(f"  [bold]v{d['version']} {d['target']:<6} {label:<8}[/] {value}", highlight=False,
+                          soft_wrap=True)
 
 
 def _print_proposal(record) -> None:

@@ -335,13 +335,33 @@ def deliver(conn: psycopg.Connection, proposal_id: str, *, send: bool = False, t
 
 
 def delivery_status(conn: psycopg.Connection, proposal_id: str) -> list[dict]:
-    """Every delivery of a proposal with its steps (for `proposal show`, the API)."""
+    """Every delivery of a proposal, oldest first, with its steps (for `proposal show`, the API): where the
+    document is (`doc_link`, and for the local target its `files`), whether the email is a `draft` (a Gmail
+    draft, an .eml in the outbox) or was `sent` (`mail_state`; None until the email step is done)."""
     rows = conn.execute("""SELECT id, version, target, status, mail_state, doc_link, attempts, error, started_at,
                                   completed_at FROM deliveries WHERE proposal_id = %s ORDER BY started_at""",
                         (_uuid(proposal_id),)).fetchall()
     keys = ("id", "version", "target", "status", "mail_state", "doc_link", "attempts", "error", "started_at",
             "completed_at")
-    return [{**dict(zip(keys, r)), "id": str(r[0]), "steps": records.steps_of(conn, str(r[0]))} for r in rows]
+    deliveries = []
+    for r in rows:
+        delivery = {**dict(zip(keys, r)), "id": str(r[0])}
+        steps = {name: {**step, "completed_at": _iso(step["completed_at"])}
+                 for name, step in records.steps_of(conn, delivery["id"]).items()}
+        done = {name: step["result"] or {} for name, step in steps.items() if step["state"] == "done"}
+        document, message = done.get("document", {}), done.get("message", {})
+        if delivery["status"] != "completed":  # what exists so far of an unfinished delivery
+            delivery["doc_link"] = delivery["doc_link"] or document.get("link")
+            delivery["mail_state"] = "sent" if "send" in done else "draft" if message else None
+        delivery.update(started_at=_iso(r[8]), completed_at=_iso(r[9]), files=_files(r[2], document, message),
+                        document_id=document.get("id") if r[2] == "google" else None,
+                        draft_id=message.get("draft_id"), steps=steps)
+        deliveries.append(delivery)
+    return deliveries
+
+
+def _iso(value) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
 
 
 # ── helpers ────────────────────────────────────────────────────────────────────────────────

@@ -133,3 +133,52 @@ def test_sigkill_mid_generation_then_rerun_resumes_without_redrafting_finished_s
         assert conn.execute("SELECT count(*), min(status) FROM proposals").fetchone() == (1, "draft")
         assert conn.execute("SELECT status, attempts FROM proposal_runs").fetchone() == ("completed", 2)
         assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 0
+
+
+def test_proposal_show_tells_where_the_delivery_is_and_whether_the_email_is_a_draft_or_sent(cli_env, db):
+    """`proposal show` (table and --json): the document's link, the files, the email's state — and it
+    still runs no flow (no Prefect import)."""
+    from pathlib import Path
+
+    from pydantic import SecretStr
+
+    from proposalflow.delivery import service
+    from proposalflow.settings import Settings
+    from tests.delivery_support import make_proposal
+    from tests.fakes.smtp_server import SmtpServer
+
+    pid = make_proposal(db)
+    never = json.loads(run_cli(["proposal", "show", pid, "--json"], cli_env).stdout)
+    assert never["deliveries"] == [] and never["status"] == "approved"
+    assert f"not delivered yet (deliver it: proposalflow deliver {pid})" in run_cli(["proposal", "show", pid],
+                                                                                   cli_env).stdout
+
+    settings = Settings(DATABASE_URL=cli_env["DATABASE_URL"], PROPOSALFLOW_HOME=cli_env["PROPOSALFLOW_HOME"],
+                        PROPOSALFLOW_DELIVERY="local")
+    report = service.deliver(db, pid, settings=settings)
+    shown = json.loads(run_cli(["proposal", "show", pid, "--json"], cli_env).stdout)
+    [delivery] = shown["deliveries"]
+    assert {k: delivery[k] for k in ("version", "target", "status", "mail_state", "doc_link", "files")} == \
+        {"version": 1, "target": "local", "status": "completed", "mail_state": "draft",
+         "doc_link": report["doc_link"], "files": report["files"]}
+    assert set(delivery["steps"]) == {"document", "message"} and shown["doc_link"] == report["doc_link"]
+
+    plain = run_cli(["proposal", "show", pid], {**cli_env, "COLUMNS": "80"}).stdout
+    assert "Deliveries" in plain and re.search(r"v1\s.*local\s.*completed\s.*draft", plain)
+    for path in report["files"]:  # whole paths, on their own lines, even in a narrow terminal
+        assert re.search(rf"v1 local\s+file\s+{re.escape(path)}$", plain, re.M)
+        assert Path(path).is_file()
+    assert re.search(rf"v1 local\s+document\s+{re.escape(report['doc_link'])}$", plain, re.M)
+
+    with SmtpServer() as server:
+        service.deliver(db, pid, send=True, settings=settings.model_copy(
+            update={"allow_send": True, "smtp_url": SecretStr(server.url)}))
+    assert json.loads(run_cli(["proposal", "show", pid, "--json"], cli_env).stdout)["deliveries"][0]["mail_state"] \
+        == "sent"
+    assert re.search(r"v1\s.*local\s.*completed\s.*sent", run_cli(["proposal", "show", pid], cli_env).stdout)
+
+    probe = ("import sys\nfrom proposalflow.cli import app\n"
+             f"try:\n    app(['proposal', 'show', '{pid}', '--json'])\nexcept SystemExit:\n    pass\n"
+             "print('PREFECT-IMPORTED' if 'prefect' in sys.modules else 'PREFECT-NOT-IMPORTED', file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", probe], env=cli_env, capture_output=True, text=True, timeout=120)
+    assert "PREFECT-NOT-IMPORTED" in result.stderr, result.stderr[-2000:]
