@@ -1,4 +1,6 @@
-"""clients.website ─ enrich-clients ─▶ clients.enriched_data (Reader → extract → facts with sources)"""
+"""clients.website ─ enrich-clients ─▶ clients.enriched_data (Reader → extract → facts with sources)
+
+prune-reader-cache → select-clients-to-enrich → enrich-client-batch × N"""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from proposalflow.enrichment.enrich import combine
 from proposalflow.errors import IntegrationFailed
 from proposalflow.settings import get_settings
-from tasks.enrichment import enrich_client_batch, select_clients_to_enrich
+from tasks.enrichment import enrich_client_batch, prune_reader_cache, select_clients_to_enrich
 
 
 BATCHES_AT_ONCE = 4  # each batch holds two database connections and its own client threads
@@ -24,6 +26,7 @@ def enrich_clients(client_ids: list[str] | None = None, stale_days: int = 30, li
     the client; a failing client never stops the others.
     """
     started = datetime.now(timezone.utc)
+    prune_reader_cache()  # pages past the cache lifetime would never be served again
     due = select_clients_to_enrich(client_ids, stale_days, limit)
     size = get_settings().enrich_batch_size
     batches = [due[i:i + size] for i in range(0, len(due), size)]

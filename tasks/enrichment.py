@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import closing
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -12,11 +12,23 @@ from prefect.events import emit_event
 from proposalflow.database import connect
 from proposalflow.enrichment import enrich, store
 from proposalflow.reader import DatabaseCache, make_reader
+from proposalflow.reader.cache import delete_expired
 from proposalflow.settings import get_settings
 
 from .retry import retry_on_transient
 
 ENRICHED_EVENT = "proposalflow.client.enriched"
+
+
+@task(name="prune-reader-cache", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_transient,
+      cache_policy=NO_CACHE)
+def prune_reader_cache() -> int:
+    """Delete reader-cache rows older than PROPOSALFLOW_READER_CACHE_TTL_HOURS (never the demo's snapshots)."""
+    settings = get_settings()
+    with connect(settings, autocommit=True) as conn:
+        deleted = delete_expired(conn, timedelta(hours=settings.reader_cache_ttl_hours))
+    get_run_logger().info("reader cache: %d expired pages deleted", deleted)
+    return deleted
 
 
 @task(name="select-clients-to-enrich", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_transient,

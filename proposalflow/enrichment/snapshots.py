@@ -3,8 +3,9 @@ bench/make_site_snapshots.py) for the offline demo.
 
 They reach the reader through its own code path: each snapshot is parsed by the same HTML parser
 the direct reader uses and stored in the reader's cache, so enrichment then reads them like any
-cached page — no network. Entries still fresh are left alone, so a second demo run within the TTL
-neither parses nor fetches anything.
+cached page — no network. Snapshot rows never expire (the cache serves them whatever their age and
+never deletes them), so neither a later demo run nor the daily schedule fetches the sample
+companies' real sites; a second seeding leaves them alone and parses nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 from ..reader import DatabaseCache, Page, cache_key
+from ..reader.cache import SNAPSHOT_READER
 from ..reader.html import parse_html
 from ..reader.page import utcnow
 
@@ -37,7 +39,7 @@ def snapshot_pages(sites_dir: Path, *, skip_keys: set[str] = frozenset()) -> lis
                 continue
             fields = parse_html((sites_dir / file).read_text(encoding="utf-8"), url)
             pages.append(Page(url=url, final_url=url, status=200, fetched_at=now, content_type="text/html",
-                              reader="snapshot", **fields))
+                              reader=SNAPSHOT_READER, **fields))
     return pages
 
 

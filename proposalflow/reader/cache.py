@@ -1,6 +1,11 @@
 """The reader's cache in PostgreSQL (`reader_cache`, sql/0021): pages by URL with their fetch
 time, status and content hash. A page younger than the TTL is served from here, so re-runs and
-retries within the TTL do not fetch again."""
+retries within the TTL do not fetch again.
+
+Rows the demo seeded from the shipped website snapshots (reader `snapshot`) never expire: they
+stand in for the sample companies' real sites, which the offline demo — and a daily schedule
+running over the demo data — must never fetch. `delete_expired` removes the other rows once they
+are older than the TTL (the enrich-clients flow calls it at the start of each run)."""
 
 from __future__ import annotations
 
@@ -14,6 +19,10 @@ from psycopg.types.json import Jsonb
 
 from .page import Page
 from .stats import ReaderStats
+
+
+SNAPSHOT_READER = "snapshot"  # Page.reader of the demo's shipped snapshots: never expires, never deleted
+_FRESH = "(fetched_at > now() - %s OR reader = 'snapshot')"
 
 
 def cache_key(url: str) -> str:
@@ -40,17 +49,17 @@ class DatabaseCache:
     def get(self, url: str) -> Page | None:
         with self._lock:
             row = self.conn.execute(
-                "SELECT page FROM reader_cache WHERE url = %s AND fetched_at > now() - %s",
+                f"SELECT page FROM reader_cache WHERE url = %s AND {_FRESH}",
                 (cache_key(url), self.ttl),
             ).fetchone()
         return Page.from_dict(row[0], from_cache=True) if row else None
 
     def fresh_keys(self, urls: Iterable[str]) -> set[str]:
-        """Which of `urls` (as cache keys) have an entry younger than the TTL."""
+        """Which of `urls` (as cache keys) have an entry younger than the TTL (or a snapshot)."""
         keys = list({cache_key(u) for u in urls})
         with self._lock:
             rows = self.conn.execute(
-                "SELECT url FROM reader_cache WHERE url = ANY(%s) AND fetched_at > now() - %s", (keys, self.ttl)
+                f"SELECT url FROM reader_cache WHERE url = ANY(%s) AND {_FRESH}", (keys, self.ttl)
             ).fetchall()
         return {r[0] for r in rows}
 
@@ -82,8 +91,23 @@ class DatabaseCache:
                 self.conn.commit()
             return cur.rowcount
 
+    def delete_expired(self) -> int:
+        """Delete the rows older than the TTL (they would never be served again), except snapshots."""
+        with self._lock:
+            deleted = delete_expired(self.conn, self.ttl)
+            if not self.conn.autocommit:
+                self.conn.commit()
+        return deleted
+
     def close(self) -> None:
         self.conn.close()
+
+
+def delete_expired(conn: psycopg.Connection, ttl: timedelta) -> int:
+    """Delete `reader_cache` rows fetched longer than `ttl` ago, keeping the demo's snapshots.
+    Returns how many rows went."""
+    return conn.execute("DELETE FROM reader_cache WHERE fetched_at <= now() - %s AND reader <> %s",
+                        (ttl, SNAPSHOT_READER)).rowcount
 
 
 class CachedReader:

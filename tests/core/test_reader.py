@@ -5,13 +5,13 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from proposalflow.errors import FetchFailed, UnsafeURL
-from proposalflow.reader import (DatabaseCache, DirectReader, FallbackReader, JinaReader, ReaderStats, UrlGuard,
-                                 make_reader)
+from proposalflow.reader import (DatabaseCache, DirectReader, FallbackReader, JinaReader, Page, ReaderStats,
+                                 UrlGuard, make_reader)
 from proposalflow.reader.limits import Limits
 from proposalflow.settings import Settings
 from tests.fakes.jina_server import JinaError, JinaReply, JinaServer
@@ -243,6 +243,38 @@ def test_the_cache_serves_fresh_pages_and_refetches_expired_ones(server, db):
     expired = reader_for(settings(), cache=DatabaseCache(db, ttl=timedelta(0)))
     expired.read(site.url("/"))
     assert site.count("/") == 2
+
+
+def test_snapshot_rows_never_expire_and_the_live_site_is_not_fetched(server, db):
+    """The demo's snapshots stand in for the sample companies' real sites: however old, they are
+    served, so no later run (the daily schedule) fetches those sites. Other rows expire as before."""
+    site = server.add_site({"/": "<title>live site</title>", "/news": "<title>live news</title>"})
+    year_ago = datetime.now(timezone.utc) - timedelta(days=365)
+    cache = DatabaseCache(db, ttl=timedelta(hours=1))
+    cache.put_many([Page(url=site.url("/"), final_url=site.url("/"), status=200, title="snapshot", content="shipped",
+                         fetched_at=year_ago, reader="snapshot"),
+                    Page(url=site.url("/news"), final_url=site.url("/news"), status=200, title="old", content="old",
+                         fetched_at=year_ago, reader="direct")])
+    assert cache.fresh_keys([site.url("/"), site.url("/news")]) == {site.url("/")}
+    reader = reader_for(settings(), cache=cache)
+    home, news = reader.read(site.url("/")), reader.read(site.url("/news"))
+    assert (home.title, home.from_cache, home.reader) == ("snapshot", True, "snapshot")
+    assert (news.title, news.from_cache) == ("live news", False)
+    assert site.count("/") == 0 and site.count("/news") == 1
+
+
+def test_expired_rows_are_deleted_but_snapshots_and_fresh_rows_stay(db):
+    now = datetime.now(timezone.utc)
+    cache = DatabaseCache(db, ttl=timedelta(hours=24))
+    cache.put_many([Page(url=f"https://{name}.example/", final_url=f"https://{name}.example/", status=200,
+                         fetched_at=now - age, reader=reader)
+                    for name, age, reader in (("old", timedelta(days=2), "direct"), ("oldjina", timedelta(days=9), "jina"),
+                                              ("fresh", timedelta(hours=1), "direct"),
+                                              ("demo", timedelta(days=400), "snapshot"))])
+    assert cache.delete_expired() == 2
+    assert sorted(r[0] for r in db.execute("SELECT url FROM reader_cache")) == ["https://demo.example/",
+                                                                                "https://fresh.example/"]
+    assert cache.delete_expired() == 0
 
 
 # --- Jina Reader ------------------------------------------------------------------------------------

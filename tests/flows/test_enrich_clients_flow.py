@@ -68,7 +68,15 @@ def test_flow_enriches_due_clients_in_batches_and_a_failure_stops_nothing(db, pr
         assert server.requests == fetched + 2  # only the broken site's two attempts
 
 
-def test_flow_with_nothing_due_does_nothing(db, prefect_api_url, enrich_env):
+def test_flow_with_nothing_due_does_nothing_but_prune_the_expired_cache(db, prefect_api_url, enrich_env,
+                                                                         monkeypatch):
+    monkeypatch.setenv("PROPOSALFLOW_READER_CACHE_TTL_HOURS", "24")
+    for url, age, reader in (("https://expired.example/", "3 days", "direct"), ("https://fresh.example/", "1 hour", "jina"),
+                             ("https://demo.example/", "400 days", "snapshot")):
+        db.execute("""INSERT INTO reader_cache (url, final_url, status, reader, content_hash, page, fetched_at)
+                      VALUES (%s, %s, 200, %s, '', '{}', now() - %s::interval)""", (url, url, reader, age))
     summary = enrich_clients(limit=5)
     assert summary == {"clients": 0, "ok": 0, "partial": 0, "failed": 0, "facts": 0, "pages": 0, "reader": {},
                        "results": []}
+    kept = sorted(r[0] for r in db.execute("SELECT url FROM reader_cache"))
+    assert kept == ["https://demo.example/", "https://fresh.example/"]
