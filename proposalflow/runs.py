@@ -63,6 +63,15 @@ def record_outcome(conn: psycopg.Connection, flow_run_id: uuid.UUID, state: str,
         (flow_run_id, flow, mode, state, _json_result(result), error))
 
 
+def lock_idempotency_key(conn: psycopg.Connection, requested_by: uuid.UUID, key: str) -> None:
+    """Hold back every other request with the same (user, Idempotency-Key) until this connection's
+    transaction ends: look up, start and record a run under it, and concurrent retries find the one run
+    instead of each starting their own (and tripping the unique index)."""
+    if conn.autocommit:
+        raise ValueError("lock_idempotency_key needs a transaction: an autocommit lock would end at once")
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"api_flow_runs:{requested_by}:{key}",))
+
+
 def find_by_idempotency_key(conn: psycopg.Connection, requested_by: uuid.UUID, key: str) -> RunRequest | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM api_flow_runs WHERE requested_by = %s AND idempotency_key = %s",
                        (requested_by, key)).fetchone()

@@ -48,7 +48,8 @@ def _trigger_route(trigger: FlowTrigger):
             raise ValidationFailed("Idempotency-Key must be 1-200 visible ASCII characters",
                                    [{"field": "Idempotency-Key", "message": "invalid"}])
         launcher = services.launcher
-        if idempotency_key:
+        if idempotency_key:  # lookup, start and record under one lock: concurrent retries see one run
+            runs.lock_idempotency_key(conn, user.id, idempotency_key)
             earlier = runs.find_by_idempotency_key(conn, user.id, idempotency_key)
             if earlier is not None:
                 response.headers["Location"] = f"/api/runs/{earlier.flow_run_id}"
@@ -58,7 +59,8 @@ def _trigger_route(trigger: FlowTrigger):
         if trigger.check is not None:
             trigger.check(conn, services.settings, body)
         parameters = trigger.flow_parameters(services.settings, body)
-        run_id = launcher.start(trigger, parameters, idempotency_key)
+        # Prefect's own key (deployment runs) is per user too: two users' "retry-1" are two runs
+        run_id = launcher.start(trigger, parameters, f"{user.id}:{idempotency_key}" if idempotency_key else None)
         runs.record_request(conn, run_id, trigger.name, launcher.mode, parameters, requested_by=user.id,
                             request_id=audit.request_id, idempotency_key=idempotency_key)
         audit.write(conn, "trigger", "runs", run_id, flow=trigger.name, mode=launcher.mode, parameters=parameters)

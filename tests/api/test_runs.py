@@ -8,7 +8,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -118,6 +120,34 @@ def test_idempotency_key_returns_the_same_run(in_process_api, imports, db):
     assert first.json()["id"] == second.json()["id"] and second.headers["idempotent-replayed"] == "true"
     assert db.execute("SELECT count(*) FROM api_flow_runs").fetchone()[0] == 1
     events_until_closed(api, first.json()["id"], token=token_for("viewer"))  # let it finish before teardown
+
+
+def test_concurrent_requests_with_one_idempotency_key_start_one_run(in_process_api, imports, db, prefect_api_url):
+    """Four clients retrying at once with the same key: one run, four 202s naming it."""
+    api, headers = in_process_api, {**auth("editor"), "Idempotency-Key": "burst-1"}
+    barrier = threading.Barrier(4)
+
+    def post(_):
+        barrier.wait()
+        return api.post("/api/flows/ingest-clients/runs", json={"source": "clients.csv"}, headers=headers)
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(post, range(4)))
+    assert [a.status_code for a in answers] == [202] * 4, [a.text for a in answers]
+    ids = {a.json()["id"] for a in answers}
+    assert len(ids) == 1
+    assert sum(a.headers.get("idempotent-replayed") == "true" for a in answers) == 3
+    assert db.execute("SELECT count(*) FROM api_flow_runs").fetchone()[0] == 1
+    source = str(imports / "clients.csv")
+    created = httpx.post(f"{prefect_api_url}/flow_runs/filter",
+                         json={"sort": "EXPECTED_START_TIME_DESC", "limit": 200}).json()
+    assert [r["id"] for r in created if r["parameters"].get("source") == source] == list(ids)  # one in Prefect too
+    # another user's same key is theirs: a run of its own
+    other = api.post("/api/flows/ingest-clients/runs", json={"source": "clients.csv"},
+                     headers={**auth("editor", "other@agency.test"), "Idempotency-Key": "burst-1"})
+    assert other.status_code == 202 and other.json()["id"] not in ids
+    for run_id in ids | {other.json()["id"]}:
+        events_until_closed(api, run_id, token=token_for("viewer"))  # let them finish before teardown
 
 
 def test_websocket_refuses_bad_tokens_and_unknown_runs(in_process_api):
