@@ -67,7 +67,7 @@ def test_commands_are_real_commands_and_the_pool_is_prefect_yaml_s():
     worker = services["worker"]["command"]
     assert worker[:3] == ["prefect", "worker", "start"] and pools == {worker[worker.index("--pool") + 1]}
     deploy = services["deploy"]["command"][-1]
-    assert "prefect deploy --all" in deploy and "prefect work-pool create proposalflow --type process" in deploy
+    assert "prefect --no-prompt deploy --all" in deploy and "prefect work-pool create proposalflow --type process" in deploy
     assert "prefect block register -m blocks" in deploy
     commands = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     for name in ("migrate", "api"):

@@ -36,6 +36,30 @@ def test_prefect_yaml_has_every_flow_with_valid_parameters_and_schedules():
                                                              "backup-database"}
 
 
+def test_prefect_deploy_has_nothing_to_ask():
+    """`prefect deploy --all` in a terminal asks about remote storage when there is no `pull` and
+    about schedules when a deployment has no `schedules` key (both default to yes); the file
+    answers both, and every schedule is cron in a named time zone."""
+    import yaml
+
+    document = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    steps = {name: inputs for step in document["pull"] for name, inputs in step.items()}
+    # workers run this checkout: the folder `prefect deploy` ran in, recorded by the build step
+    checkout = {inputs["id"]: inputs for step in document["build"] for name, inputs in step.items()
+                if name == "prefect.deployments.steps.run_shell_script"}
+    assert checkout["checkout"]["script"] == "pwd"
+    assert steps == {"prefect.deployments.steps.set_working_directory": {"directory": "{{ checkout.stdout }}"}}
+    deployments = {d["name"]: d for d in document["deployments"]}
+    assert set(deployments) == FLOWS
+    for name, deployment in deployments.items():
+        assert isinstance(deployment.get("schedules"), list), f"{name}: no `schedules` (prefect deploy would ask)"
+        assert "pull" not in deployment, name  # the top-level pull applies to all
+        for schedule in deployment["schedules"]:
+            assert schedule.get("cron") and schedule.get("timezone"), f"{name}: {schedule}"
+    assert {n for n, d in deployments.items() if not d["schedules"]} == {"ingest-clients", "generate-proposal",
+                                                                        "deliver-proposal"}
+
+
 def test_unknown_deployments_are_named(tmp_path):
     with pytest.raises(ConfigurationError, match="no deployment named nope"):
         read_deployments(REPO / "prefect.yaml", ["nope"])
