@@ -19,7 +19,7 @@ from proposalflow.reader.limits import Limits
 from proposalflow.settings import Settings
 from tests.fakes.jina_server import JinaServer
 from tests.fakes.openai_server import HTTPError, OpenAIServer
-from tests.fakes.websites import Reply, SiteServer, company_pages
+from tests.fakes.websites import Reply, SiteServer, company_pages, local_business_pages
 
 
 def settings(**overrides) -> Settings:
@@ -86,6 +86,18 @@ def test_a_site_without_structured_data_still_gives_sourced_facts(server):
     assert facts[("founded", "2011")] == (site.url("/about-us"),)  # "Founded in Bergen in 2011, we are 85 people"
     assert facts[("company_size", "85 employees")] == (site.url("/about-us"),)
     assert company.locations == [] and company.industry is None
+
+
+def test_a_local_business_json_ld_gives_its_phone_email_type_and_address(server):
+    site = server.add_site(local_business_pages())
+    outcome = enrich_client(ClientSite("c1", "Harrow & Lyle", site.url("/")), reader_for(settings()))
+    company = outcome.company
+    assert outcome.status == "ok" and company.name == "Harrow & Lyle Accountants"
+    assert company.industry == "Professional service"  # the LocalBusiness subtype, in words
+    assert company.phones == ["+44 113 496 0321"] and company.emails == ["office@harrowlyle.example"]
+    assert company.locations == ["Leeds, GB"] and company.founded == "1998"
+    for fact in company.facts():  # all of it from the home page's JSON-LD
+        assert fact.urls == (site.url("/"),), fact
 
 
 def jina_settings(jina: JinaServer, **overrides) -> Settings:

@@ -200,3 +200,15 @@ def company_pages(name: str = "Fjordline Analytics", *, json_ld: bool = True) ->
         "/blog/2024/launch": page("Launch", "<h1>We launched</h1><p>News.</p>"),
         "/privacy": page("Privacy", "<h1>Privacy</h1><p>Policy.</p>"),
     }
+
+
+def local_business_pages(name: str = "Harrow & Lyle Accountants") -> dict[str, str]:
+    """A one-page local business whose only contact details are in its JSON-LD: a LocalBusiness
+    subtype (ProfessionalService) with telephone, email (as a mailto: URL), address and founding date."""
+    ld = f"""<script type="application/ld+json">{{"@context": "https://schema.org",
+      "@type": "ProfessionalService", "name": "{name}", "telephone": "+44 113 496 0321",
+      "email": "mailto:office@harrowlyle.example", "foundingDate": "1998",
+      "address": {{"@type": "PostalAddress", "streetAddress": "12 Park Row", "addressLocality": "Leeds",
+                   "addressCountry": "GB"}}}}</script>"""
+    return {"/": f"<!doctype html><html><head><title>{name}</title>{ld}</head><body><main><h1>{name}</h1>"
+                 "<p>Bookkeeping, payroll and year-end accounts for small firms in Yorkshire.</p></main></body></html>"}
