@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from .output import JsonOption, emit_json, err, out, reported_errors
@@ -47,19 +45,18 @@ def report_delivery(report: dict) -> None:
         out.print(f"  [bold]{label:<9}[/] {value}", highlight=False, soft_wrap=True)
 
 
-def report_batch_delivery(summary: dict, shown: int = 10) -> None:
-    """The demo's (and a batch run's) report: counts, then the files of the first deliveries."""
+def report_batch_delivery(summary: dict) -> None:
+    """The demo's (and a batch run's) report: counts, then every delivery with ALL its files (or its
+    document's link), one whole line each — paths are meant to be copied — then every failure."""
     deliveries = summary["deliveries"]
     out.print(f"[bold]Delivered[/]: {summary['delivered']} new, {summary['already_delivered']} already delivered, "
               f"{summary['failed']} failed", highlight=False)
-    for report in deliveries[:shown]:
-        out.print(f"[bold]{report['client']['name']}[/] (proposal {report['proposal_id']}, email "
-                  f"{report['mail_state']} to {report['recipient']})", highlight=False, soft_wrap=True)
+    for report in deliveries:
+        again = " (already delivered)" if report.get("already_delivered") else ""
+        out.print(f"[bold]{report['client']['name']}[/] — proposal {report['proposal_id']} v{report['version']}, "
+                  f"email {report['mail_state']} to {report['recipient']}{again}", highlight=False, soft_wrap=True)
         for path in report.get("files") or [report["doc_link"]]:
             out.print(f"  {path}", highlight=False, soft_wrap=True)
-    if len(deliveries) > shown:
-        folders = sorted({str(Path(f).parent.parent) for r in deliveries for f in r["files"][:1]}
-                         | {str(Path(f).parent) for r in deliveries for f in r["files"][2:]})
-        out.print(f"… and {len(deliveries) - shown} more, under: {', '.join(folders)}", highlight=False, soft_wrap=True)
-    for failure in summary["failures"][:shown]:
-        out.print(f"[red]failed[/] proposal {failure['proposal_id']}: {failure['error']}", highlight=False)
+    for failure in summary["failures"]:
+        out.print(f"[red]failed[/] proposal {failure['proposal_id']}: {failure['error']}", highlight=False,
+                  soft_wrap=True)

@@ -152,3 +152,29 @@ def test_the_demo_step_approves_through_the_status_machine_and_delivers_locally(
     again = deliver_step(True, report)
     assert (again["delivered"], again["already_delivered"]) == (0, 2)
     assert machine.current_status(db, unrelated) == "draft"
+
+
+def test_the_batch_report_prints_every_delivered_file_not_only_the_first_ten(db, db_url, tmp_path, capsys):
+    """The demo delivers a proposal per sample client (more than ten): every path is printed, whole."""
+    from proposalflow.cli.deliver import report_batch_delivery
+    from proposalflow.delivery import service
+    from proposalflow.settings import Settings
+    from tests.delivery_support import make_client
+
+    home = tmp_path / ("a-rather-long-home-folder-name-" * 3)
+    settings = Settings(DATABASE_URL=db_url, PROPOSALFLOW_HOME=str(home), PROPOSALFLOW_DELIVERY="local")
+    reports = [service.deliver(db, make_proposal(db, make_client(db, f"Client number {n:02d} Incorporated",
+                                                                 email=f"c{n}@example.com")), settings=settings)
+               for n in range(12)]
+    reports[0] = service.deliver(db, reports[0]["proposal_id"], settings=settings)  # a second time
+    report_batch_delivery({"delivered": 11, "already_delivered": 1, "failed": 1, "deliveries": reports,
+                           "failures": [{"proposal_id": "p-x", "error": "IllegalTransition: is 'draft'"}]})
+    printed = capsys.readouterr().out
+    lines = printed.splitlines()
+    assert lines[0] == "Delivered: 11 new, 1 already delivered, 1 failed"
+    paths = [f for r in reports for f in r["files"]]
+    assert len(paths) == 36 and all(f"  {path}" in lines for path in paths)
+    assert f"Client number 00 Incorporated — proposal {reports[0]['proposal_id']} v1, email draft to " \
+           "c0@example.com (already delivered)" in lines
+    assert "failed proposal p-x: IllegalTransition: is 'draft'" in lines
+    assert "more" not in printed
