@@ -5,6 +5,7 @@
     get(conn, proposal_id, version=None) -> ProposalRecord
     versions(conn, proposal_id) / conversation(conn, proposal_id) / list_proposals(conn, …)
     transition(conn, proposal_id, "in_review")                                 # the status machine
+    sweep_abandoned_runs(conn)   # runs killed > 24 h ago and never resumed → failed (generate calls it too)
 
 `conn` is the caller's connection (autocommit or not: each saved step commits). A run also opens
 one more connection to the same database for its checkpoints and its run lock.
@@ -97,6 +98,9 @@ def generate(conn: psycopg.Connection, client_id: str | None, brief: str | None 
             result.reused = True
             return result
     writer = writer or make_writer(settings)
+    for swept in store.sweep_abandoned_runs(conn):  # runs killed long ago no one resumed: failed, not generating
+        (on_progress or (lambda m: None))(f"marked abandoned run {swept['run_id']} failed "
+                                          f"(proposal {swept['proposal_id']})")
     with _RunContext(conn, settings, retrieve) as ctx:
         run = store.start_run(conn, ctx.run_conn, kind="generate", key=key, client_id=facts.id,
                               proposal_id=proposal_id, brief=brief, template=template_name, flow_run_id=flow_run_id)
@@ -173,6 +177,12 @@ def versions(conn: psycopg.Connection, proposal_id: str) -> list[dict]:
 def conversation(conn: psycopg.Connection, proposal_id: str) -> list[dict]:
     store.client_of(conn, proposal_id)
     return store.messages(conn, proposal_id)
+
+
+def sweep_abandoned_runs(conn: psycopg.Connection, *, older_than_hours: float = store.RESUME_WITHIN_HOURS) -> list[dict]:
+    """Mark runs killed before the resume window and never resumed `failed` (their proposals too, if still
+    `generating`); see store.sweep_abandoned_runs."""
+    return store.sweep_abandoned_runs(conn, older_than_hours=older_than_hours)
 
 
 def list_proposals(conn: psycopg.Connection, *, client_id: str | None = None, status: str | None = None,
@@ -329,5 +339,5 @@ def _result(cls, final: dict, content: ProposalContent, run: store.Run, resumed:
                seconds=meta.generation_seconds, token_usage=meta.token_usage.model_dump())
 
 
-__all__ = ["generate", "revise", "get", "versions", "conversation", "list_proposals", "transition",
+__all__ = ["generate", "revise", "get", "versions", "conversation", "list_proposals", "transition", "sweep_abandoned_runs",
            "GenerationResult", "RevisionResult", "knowledge_retriever", "NotFound"]

@@ -98,6 +98,39 @@ def start_run(conn: psycopg.Connection, lock_conn: psycopg.Connection, *, kind: 
     return Run(run_id, proposal_id, client_id, kind, False, 1)
 
 
+def sweep_abandoned_runs(conn: psycopg.Connection, *, older_than_hours: float = RESUME_WITHIN_HOURS) -> list[dict]:
+    """Runs no one will resume: unfinished, started before the resume window, their run lock free (the process
+    that ran them died and the same request was not asked again in time). Each becomes `failed`, and a proposal
+    still `generating` because of it becomes `failed` too (it can then be archived, or generated again).
+    Their checkpoints are deleted. Returns [{"run_id", "proposal_id"}] of what was swept."""
+    rows = conn.execute(
+        """SELECT id, proposal_id FROM proposal_runs
+            WHERE status = 'running' AND started_at < now() - make_interval(secs => %s)
+            ORDER BY started_at LIMIT 500""", (older_than_hours * 3600,)).fetchall()
+    swept = []
+    for run_id, proposal_id in rows:
+        run_id, proposal_id = str(run_id), str(proposal_id)
+        if not try_lock_run(conn, run_id):  # a live process holds it: not abandoned
+            continue
+        try:
+            error = (f"abandoned: the process running it stopped and the same request was not asked again within "
+                     f"{older_than_hours:g} h (no resume after that)")
+            with conn.transaction():
+                changed = conn.execute("UPDATE proposal_runs SET status = 'failed', error = %s, finished_at = now() "
+                                       "WHERE id = %s AND status = 'running'", (error, run_id)).rowcount
+                if changed and status_machine.current_status(conn, proposal_id) == ProposalStatus.GENERATING:
+                    status_machine.system_transition(conn, proposal_id, ProposalStatus.FAILED, actor="sweep",
+                                                     note=f"run {run_id} {error}")
+                for table in ("checkpoint_writes", "checkpoint_blobs", "checkpoints"):
+                    conn.execute(f"DELETE FROM {table} WHERE thread_id = %s", (run_id,))
+            _commit(conn)
+            if changed:
+                swept.append({"run_id": run_id, "proposal_id": proposal_id})
+        finally:
+            unlock_run(conn, run_id)
+    return swept
+
+
 def completed_run(conn: psycopg.Connection, key: str) -> tuple[str, str, int] | None:
     """(run id, proposal id, version) of the latest completed run of this request whose proposal is still
     in use (not archived) — an identical request then returns it instead of writing another proposal."""

@@ -182,3 +182,38 @@ def test_proposal_show_tells_where_the_delivery_is_and_whether_the_email_is_a_dr
              "print('PREFECT-IMPORTED' if 'prefect' in sys.modules else 'PREFECT-NOT-IMPORTED', file=sys.stderr)\n")
     result = subprocess.run([sys.executable, "-c", probe], env=cli_env, capture_output=True, text=True, timeout=120)
     assert "PREFECT-NOT-IMPORTED" in result.stderr, result.stderr[-2000:]
+
+
+def test_the_demo_step_writes_one_offline_proposal_per_client_with_citations_that_resolve(
+        pg_admin_url, template_url, prefect_api_url, tmp_path, monkeypatch, capsys):
+    from proposalflow.cli.demo import propose_step
+    from proposalflow.proposals import service
+    from proposalflow.settings import get_settings
+
+    url = knowledge_database(pg_admin_url)  # the sample knowledge base and three of the sample clients
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("PROPOSALFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PROPOSALFLOW_EMBEDDINGS", "local")
+    monkeypatch.setenv("PROPOSALFLOW_LLM", "openai")  # a model is configured: the demo still writes offline
+    monkeypatch.setenv("OPENAI_API_KEY", "unused")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens: a model call would fail
+    get_settings.cache_clear()
+    try:
+        summary = propose_step(False)
+        printed = capsys.readouterr().out
+        again = propose_step(True)
+    finally:
+        get_settings.cache_clear()
+    assert (summary["generated"], summary["reused"], summary["failed"]) == (3, 0, 0)
+    assert "no language model wrote these" in printed and summary["proposals"][0]["proposal_id"] in printed
+    assert (again["generated"], again["reused"]) == (0, 3)  # the demo run twice writes nothing new
+    with psycopg.connect(url, autocommit=True) as conn:
+        clients = {r[0] for r in conn.execute("SELECT id::text FROM clients")}
+        stored = {r[0] for r in conn.execute("SELECT id FROM knowledge_chunks")}
+        records = [service.get(conn, p["proposal_id"]) for p in summary["proposals"]]
+    assert sorted(r.client_id for r in records) == sorted(clients)  # one proposal per client
+    for record in records:
+        content = record.content
+        assert record.status == "draft" and content.metadata.offline and content.sections
+        assert content.chunk_ids() and content.chunk_ids() <= stored  # every cited chunk exists
+        assert all(ref.chunk_id in stored for ref in content.references if ref.kind == "chunk")

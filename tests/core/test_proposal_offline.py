@@ -128,3 +128,40 @@ def test_no_pricing_section_when_the_knowledge_base_has_no_pricing_notes(kb):
     assert [s.id for s in content.sections] == ["understanding", "approach", "services", "evidence", "next_steps"]
     assert content.metadata.check_warnings == []  # an absent pricing section is expected, not a missing one
     assert "Investment" not in content.to_markdown()
+
+
+def test_runs_killed_long_ago_and_never_resumed_are_swept_to_failed_by_the_next_generation(kb):
+    from proposalflow.proposals import status, store
+    from proposalflow.proposals.service import sibling_connection
+
+    def killed_run(client: str, key: str, hours_ago: float, alive: bool = False):
+        lock_conn = sibling_connection(kb)  # the "process" that runs it: its session holds the run lock
+        run = store.start_run(kb, lock_conn, kind="generate", key=key, client_id=client_id(kb, client),
+                              proposal_id=None)
+        kb.execute("UPDATE proposal_runs SET started_at = now() - make_interval(secs => %s) WHERE id = %s",
+                   (hours_ago * 3600, run.id))
+        kb.execute("INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, checkpoint, metadata) "
+                   "VALUES (%s, '', 'c1', '{}', '{}')", (run.id,))
+        if not alive:
+            lock_conn.close()  # killed: the session ends, the lock is free
+        return run, lock_conn
+
+    abandoned, _ = killed_run("Copperline Manufacturing", "old-and-dead", 25)
+    recent, _ = killed_run("Copperline Manufacturing", "recent-and-dead", 2)  # still resumable: left alone
+    running, live = killed_run("Brightleaf Dental Group", "old-but-alive", 30, alive=True)  # a live process
+    try:
+        service.generate(kb, client_id(kb, "Northwind Logistics"), settings=OFFLINE)
+        runs = dict(kb.execute("SELECT id::text, status FROM proposal_runs").fetchall())
+        assert (runs[abandoned.id], runs[recent.id], runs[running.id]) == ("failed", "running", "running")
+        error = kb.execute("SELECT error FROM proposal_runs WHERE id = %s", (abandoned.id,)).fetchone()[0]
+        assert error.startswith("abandoned: the process running it stopped")
+        assert status.current_status(kb, abandoned.proposal_id) == "failed"
+        assert status.current_status(kb, recent.proposal_id) == "generating"
+        assert status.current_status(kb, running.proposal_id) == "generating"
+        assert status.history(kb, abandoned.proposal_id)[-1]["actor"] == "sweep"
+        checkpoints = dict(kb.execute("SELECT thread_id, count(*) FROM checkpoints GROUP BY 1").fetchall())
+        assert abandoned.id not in checkpoints and checkpoints[recent.id] == 1
+        status.transition(kb, abandoned.proposal_id, "archived")  # a failed proposal can be put away
+        assert service.sweep_abandoned_runs(kb) == []  # nothing more to sweep; the live run stays
+    finally:
+        live.close()

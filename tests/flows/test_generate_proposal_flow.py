@@ -44,8 +44,12 @@ def test_flow_writes_a_proposal_stores_its_run_id_and_announces_it(kb, prefect_a
 
 
 def test_batch_covers_every_client_a_rerun_writes_nothing_and_a_bad_client_does_not_sink_it(kb, prefect_api_url):
-    first = generate_proposals(concurrency=2)
+    first = generate_proposals(concurrency=1)
     assert (first["generated"], first["reused"], first["failed"]) == (3, 0, 0)
+    # the bound holds: with concurrency 1, no run started before the previous one finished
+    runs = kb.execute("SELECT started_at, finished_at FROM proposal_runs ORDER BY started_at").fetchall()
+    assert len(runs) == 3 and all(finished is not None for _, finished in runs)
+    assert all(runs[i][1] <= runs[i + 1][0] for i in range(len(runs) - 1)), runs
     again = generate_proposals(concurrency=2)
     assert (again["generated"], again["reused"]) == (0, 3)
     assert kb.execute("SELECT count(*) FROM proposals").fetchone()[0] == 3
