@@ -48,6 +48,11 @@ def _merge(a: dict | None, b: dict | None) -> dict:
     return {**(a or {}), **(b or {})}
 
 
+def _later(a: float | None, b: float | None) -> float:
+    """`started` moves only forward: a resumed run shifts it by the time the process was dead."""
+    return max(a or 0.0, b or 0.0)
+
+
 class ProposalState(TypedDict, total=False):
     # input
     run_id: str
@@ -58,7 +63,7 @@ class ProposalState(TypedDict, total=False):
     template: str
     instruction: str | None
     # built along the way
-    started: float
+    started: Annotated[float, _later]  # minus the time a killed process was dead (see GraphDeps.resumed_started)
     client: dict  # ClientFacts.as_dict()
     history: list[dict]  # revision: the conversation so far
     base: dict | None  # revision: the current version's content
@@ -105,7 +110,10 @@ class GraphDeps:
     load_proposal: Callable[[str], dict] | None = None  # revision: -> {"base", "client", "history"}
     passages_per_section: int = PASSAGES_PER_SECTION
     retry_initial_interval: float = 1.0
-    retry_max_attempts: int = 3
+    retry_max_attempts: int = 3  # attempts per node, the first included (2 retries)
+    # set when a run is resumed: `started` shifted by the time between its last checkpoint and the resume, so
+    # generation_seconds counts working time only; the nodes that run after the resume store it in the state
+    resumed_started: float | None = None
 
 
 def transient_errors() -> tuple[type[BaseException], ...]:
@@ -350,7 +358,7 @@ class _Nodes:
             metadata=GenerationMetadata(
                 model=writer.model_name, offline=writer.offline, template=state.get("template") or "standard",
                 brief=state.get("brief"), token_usage=TokenUsage(**usage),
-                generation_seconds=round(time.time() - state.get("started", time.time()), 3),
+                generation_seconds=round(time.time() - _later(state.get("started"), self.deps.resumed_started), 3),
                 flow_run_id=state.get("flow_run_id"), run_id=state.get("run_id"), client_enriched=client.enriched,
                 redrafted_sections=redrafted, check_warnings=warnings))
 
@@ -401,11 +409,32 @@ def _retry(deps: GraphDeps):
                        max_attempts=deps.retry_max_attempts, jitter=True, retry_on=transient_errors())
 
 
+class _Graph:
+    """A StateGraph whose nodes also store a resumed run's shifted `started` (GraphDeps.resumed_started)."""
+
+    def __init__(self, graph, deps: GraphDeps):
+        self._graph, self._deps = graph, deps
+
+    def add_node(self, name: str, fn: Callable, **kwargs) -> None:
+        deps = self._deps
+
+        def node(state):
+            update = fn(state)
+            if deps.resumed_started is not None and isinstance(update, dict) and "started" not in update:
+                update = {**update, "started": deps.resumed_started}
+            return update
+
+        self._graph.add_node(name, node, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._graph, name)
+
+
 def build_generation_graph(deps: GraphDeps, checkpointer=None):
     from langgraph.graph import END, START, StateGraph
 
     nodes, retry = _Nodes(deps), _retry(deps)
-    graph = StateGraph(ProposalState)
+    graph = _Graph(StateGraph(ProposalState), deps)
     graph.add_node("load_client", nodes.load_client, retry_policy=retry)
     graph.add_node("plan", nodes.plan, retry_policy=retry)
     graph.add_node("draft_section", nodes.draft_section, retry_policy=retry)
@@ -428,7 +457,7 @@ def build_revision_graph(deps: GraphDeps, checkpointer=None):
     from langgraph.graph import END, START, StateGraph
 
     nodes, retry = _Nodes(deps), _retry(deps)
-    graph = StateGraph(ProposalState)
+    graph = _Graph(StateGraph(ProposalState), deps)
     graph.add_node("load_proposal", nodes.load_proposal, retry_policy=retry)
     graph.add_node("route", nodes.route, retry_policy=retry)
     graph.add_node("draft_section", nodes.draft_section, retry_policy=retry)

@@ -243,10 +243,11 @@ class _RunContext:
             with self.lock:
                 return stored_chunks(self.conn, ids)
 
-        return GraphDeps(writer=writer, retrieve=retrieve, chunks_exist=chunks_exist,
-                         load_client=lambda cid: self.locked(load_client, self.conn, cid), save=save,
-                         load_proposal=load_proposal, passages_per_section=self.settings.proposal_passages,
-                         retry_initial_interval=self.settings.proposal_retry_seconds)
+        self._deps = GraphDeps(writer=writer, retrieve=retrieve, chunks_exist=chunks_exist,
+                               load_client=lambda cid: self.locked(load_client, self.conn, cid), save=save,
+                               load_proposal=load_proposal, passages_per_section=self.settings.proposal_passages,
+                               retry_initial_interval=self.settings.proposal_retry_seconds)
+        return self._deps
 
     def checkpointer(self):
         from langgraph.checkpoint.postgres import PostgresSaver
@@ -261,6 +262,11 @@ class _RunContext:
         try:
             snapshot = graph.get_state(config)
             resumed = bool(snapshot.next)
+            if resumed and snapshot.created_at and snapshot.values.get("started"):
+                from datetime import datetime
+
+                dead = max(0.0, time.time() - datetime.fromisoformat(snapshot.created_at).timestamp())
+                self._deps.resumed_started = snapshot.values["started"] + dead  # not counted as generation time
             if resumed:
                 done = sorted(snapshot.values.get("drafts", {}))
                 say(f"resuming run {run.id} (attempt {run.attempts}) at {', '.join(snapshot.next)}"

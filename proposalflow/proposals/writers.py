@@ -21,6 +21,7 @@ from .templates import PlannedSection, Template, fill_query
 if TYPE_CHECKING:
     from .schema import ProposalContent
 
+WRITER_CLIENT_RETRIES = 1  # the openai client's own retries per call, for the proposal writer
 Usage = dict  # {"input_tokens", "output_tokens", "total_tokens", "calls"}
 NO_USAGE: Usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0, "calls": 0}
 
@@ -55,8 +56,9 @@ def make_writer(settings: Settings | None = None, *, timeout: float | None = Non
     kwargs: dict[str, Any] = {}
     if timeout is not None:
         kwargs["timeout"] = timeout
-    if max_retries is not None:
-        kwargs["max_retries"] = max_retries
+    # one retry in the openai client: the graph's nodes retry (3 attempts) and Prefect retries the task (3 runs),
+    # so the client's own default of 3 would make one failing call 4 × 3 × 3 = 36 requests
+    kwargs["max_retries"] = WRITER_CLIENT_RETRIES if max_retries is None else max_retries
     model = make_chat_model(settings, **kwargs)
     if model is None:
         return OfflineComposer()

@@ -139,8 +139,11 @@ def test_a_model_that_keeps_failing_fails_the_run_and_the_same_request_resumes(k
         assert proposal[1] == "failed"
         drafted_before = list(model.drafted)
         failing["on"] = False
+        time.sleep(6)  # the process is "dead" a while before the same request comes again
         result = service.generate(kb, cid, settings=settings, writer=_writer(server, max_retries=0))
+    wall = time.time() - service.get(kb, result.proposal_id).created_at.timestamp()
     assert result.resumed and str(proposal[0]) == result.proposal_id and result.version == 1
+    assert 0 < result.seconds <= wall - 5  # generation time counts the work, not the time nothing ran
     again = model.drafted[len(drafted_before):]
     assert again == ["pricing"]  # the five finished sections were not requested again
     assert service.get(kb, result.proposal_id).status == "draft"
@@ -332,3 +335,21 @@ def test_a_placeholder_in_the_title_is_caught_after_assembly_and_written_once_mo
     assert content.title == "Proposal: growth marketing for the client"
     assert "executive_summary" in content.metadata.redrafted_sections and content.metadata.check_warnings == []
     assert content.metadata.token_usage.calls == 7  # plan + 4 sections + 2 summaries
+
+
+def test_the_writer_s_client_retries_once_per_call_and_the_node_retries_the_rest(kb):
+    model = ScriptedModel()
+
+    def outline_down(request):
+        if (request.body.get("response_format") or {}).get("json_schema", {}).get("name") == "Outline":
+            return HTTPError(500, headers={"retry-after-ms": "10"})
+        return model(request)
+
+    from proposalflow.errors import IntegrationFailed
+
+    with OpenAIServer(outline_down) as server:
+        with pytest.raises(IntegrationFailed):
+            service.generate(kb, client_id(kb, "Brightleaf Dental Group"), template="short",
+                             settings=llm_settings(server))  # the writer made from settings, as the CLI and flows do
+        # 3 node attempts x (1 call + 1 client retry); make_chat_model's default of 3 retries would make 12
+        assert len(requests_for(server, "Outline")) == 6
