@@ -39,7 +39,11 @@ Every error is `application/problem+json` (RFC 9457) with a stable `type` URI un
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    if settings is None:
+        from blocks.resolve import apply_configured_blocks
+
+        apply_configured_blocks()  # PROPOSALFLOW_*_BLOCK: settings from Prefect blocks (no Prefect import without)
+        settings = get_settings()
     services = Services(settings)
 
     @asynccontextmanager

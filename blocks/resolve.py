@@ -6,9 +6,10 @@ block are skipped) or per kind with `PROPOSALFLOW_DATABASE_BLOCK`, `PROPOSALFLOW
 With none of them set nothing is loaded and the settings come from the environment and `.env`.
 
 A block's non-empty fields override the environment variables of the same meaning; the
-settings cache is then cleared so the next `get_settings()` sees them. `tasks/__init__.py` runs
-this once per process, when the first task module is imported: in a worker's flow-run process,
-in `proposalflow serve` runs, and in the CLI before it runs a flow.
+settings cache is then cleared so the next `get_settings()` sees them. It happens at every edge:
+`tasks/__init__.py` when the first task module is imported (a worker's flow-run process,
+`proposalflow serve` runs), the CLI before any command (`proposalflow.cli`'s callback), and the
+API when it builds its app (`api.main`). Prefect is imported only when a block is configured.
 """
 
 from __future__ import annotations
@@ -19,14 +20,19 @@ import warnings
 from proposalflow.errors import ConfigurationError
 from proposalflow.settings import Settings, get_settings
 
-from .connections import ProposalflowDatabase, ProposalflowGoogle, ProposalflowLLM, ProposalflowReader
+KINDS = ("database", "llm", "reader", "google")
 
-KINDS = {
-    "database": ProposalflowDatabase,
-    "llm": ProposalflowLLM,
-    "reader": ProposalflowReader,
-    "google": ProposalflowGoogle,
-}
+
+def block_type(kind: str):
+    """The Block class of a kind (imports Prefect)."""
+    from . import connections
+
+    return {
+        "database": connections.ProposalflowDatabase,
+        "llm": connections.ProposalflowLLM,
+        "reader": connections.ProposalflowReader,
+        "google": connections.ProposalflowGoogle,
+    }[kind]
 
 
 def configured_names(settings: Settings) -> dict[str, tuple[str, bool]]:
@@ -43,15 +49,23 @@ def configured_names(settings: Settings) -> dict[str, tuple[str, bool]]:
 
 def block_environment(settings: Settings) -> tuple[dict[str, str], list[str]]:
     """The environment variables the configured blocks stand for, and the blocks loaded ("slug/name")."""
+    import httpx
     from prefect.exceptions import ObjectNotFound
 
     env: dict[str, str] = {}
     loaded: list[str] = []
     for kind, (name, explicit) in configured_names(settings).items():
-        block_type = KINDS[kind]
-        slug = block_type.get_block_type_slug()
+        kind_type = block_type(kind)
+        slug = kind_type.get_block_type_slug()
         try:
-            block = block_type.load(name, _sync=True)
+            block = kind_type.load(name, _sync=True)
+        except (httpx.HTTPError, OSError) as exc:
+            api_url = os.environ.get("PREFECT_API_URL") or "PREFECT_API_URL (not set)"
+            variable = f"PROPOSALFLOW_{kind.upper()}_BLOCK" if explicit else "PROPOSALFLOW_BLOCK"
+            raise ConfigurationError(
+                f"{variable}={name}: cannot load the {slug} block {name!r} from the Prefect server at "
+                f"{api_url}: {exc}"
+            ) from exc
         except (ValueError, ObjectNotFound) as exc:
             if explicit:
                 raise ConfigurationError(

@@ -36,6 +36,20 @@ app.command("deliver")(deliver.deliver)
 app.add_typer(google.app, name="google")
 
 
+@app.callback()
+def _settings_from_prefect_blocks() -> None:
+    # PROPOSALFLOW_BLOCK / PROPOSALFLOW_<KIND>_BLOCK apply to every command (db, kb, proposal … too),
+    # not only to those that run a flow; Prefect is imported only when one of them is set.
+    import sys
+
+    from blocks.resolve import apply_configured_blocks
+
+    from .output import reported_errors
+
+    with reported_errors("--json" in sys.argv[1:]):
+        apply_configured_blocks()
+
+
 def main() -> None:
     import sys
 

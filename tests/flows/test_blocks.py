@@ -80,3 +80,28 @@ def test_a_cli_run_takes_its_database_from_the_block(cli_env, db_url, tmp_path):
     failed = run_cli(["ingest", "clients", str(path), "--json"], env, check=False)
     assert failed.returncode == 1
     assert "there is no proposalflow-database block named 'missing-one'" in json.loads(failed.stdout)["error"]["message"]
+
+
+def test_every_cli_command_and_the_api_read_the_configured_blocks(cli_env, db_url):
+    """Not only the commands that run a flow: `db url` (no flow, no Prefect otherwise) and the API
+    take DATABASE_URL from the named block, and a block that is not there stops them, named."""
+    name = f"db-{uuid.uuid4().hex[:8]}"
+    ProposalflowDatabase(database_url=db_url).save(name)
+    from_env = "postgresql://nobody@127.0.0.1:9/from-the-environment"  # the block overrides it
+    env = {**cli_env, "DATABASE_URL": from_env, "PROPOSALFLOW_DATABASE_BLOCK": name}
+    assert run_cli(["db", "url"], env).stdout.strip() == db_url
+    probe = "from api.main import app; print(app.state.services.settings.database_url.get_secret_value())"
+    api = subprocess.run([sys.executable, "-c", probe], env=env, cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert api.returncode == 0 and api.stdout.strip() == db_url, api.stderr[-2000:]
+
+    env["PROPOSALFLOW_DATABASE_BLOCK"] = "no-such-block"
+    failed = run_cli(["db", "url"], env, check=False)
+    assert failed.returncode == 1 and failed.stdout == ""
+    assert "PROPOSALFLOW_DATABASE_BLOCK=no-such-block: there is no proposalflow-database block named " \
+           "'no-such-block'" in " ".join(failed.stderr.split())  # the terminal wraps the message
+    failed = run_cli(["db", "migrate", "--json"], env, check=False)
+    assert failed.returncode == 1 and "no-such-block" in json.loads(failed.stdout)["error"]["message"]
+    api = subprocess.run([sys.executable, "-c", probe], env=env, cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert api.returncode != 0 and "there is no proposalflow-database block named 'no-such-block'" in api.stderr
