@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     google_timeout_seconds: float = Field(60.0, alias="PROPOSALFLOW_GOOGLE_TIMEOUT", gt=0)
     google_attempts: int = Field(5, alias="PROPOSALFLOW_GOOGLE_ATTEMPTS", ge=1, le=10)
     google_requests_per_second: float = Field(5.0, alias="PROPOSALFLOW_GOOGLE_RPS", gt=0)
+    google_api_endpoint: str | None = Field(None, alias="PROPOSALFLOW_GOOGLE_API_ENDPOINT")  # Drive+Gmail origin (tests)
     allow_send: bool = Field(False, alias="PROPOSALFLOW_ALLOW_SEND")  # `deliver --send` sends only when this is true
     smtp_url: SecretStr | None = Field(None, alias="SMTP_URL")  # smtp://user:pass@host:587 (STARTTLS) or smtps://…:465
     mail_from: str | None = Field(None, alias="PROPOSALFLOW_MAIL_FROM")

@@ -66,7 +66,7 @@ def make_target(conn: psycopg.Connection, settings: Settings, name: str) -> Deli
     return GoogleWorkspace(authorized_http(credentials, timeout=settings.google_timeout_seconds),
                            parent_folder=settings.google_drive_parent, attempts=settings.google_attempts,
                            requests_per_second=settings.google_requests_per_second,
-                           credentials_description=description)
+                           credentials_description=description, api_endpoint=settings.google_api_endpoint)
 
 
 # ── plan: the gate ─────────────────────────────────────────────────────────────────────────

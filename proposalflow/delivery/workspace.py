@@ -50,12 +50,17 @@ class GoogleWorkspace:
 
     def __init__(self, http, *, parent_folder: str | None = None, attempts: int = 5,
                  requests_per_second: float = 5.0, sleep: Callable[[float], None] = time.sleep,
-                 credentials_description: str = ""):
-        """`http`: an authorised httplib2-compatible client (google_credentials.authorized_http)."""
+                 credentials_description: str = "", api_endpoint: str | None = None):
+        """`http`: an authorised httplib2-compatible client (google_credentials.authorized_http).
+        `api_endpoint` (PROPOSALFLOW_GOOGLE_API_ENDPOINT): one https origin serving both Drive and Gmail
+        at their usual paths (/drive/v3/…, /upload/drive/v3/…, /gmail/v1/…) instead of Google's hosts."""
         from googleapiclient.discovery import build
 
-        self.drive = build("drive", "v3", http=http, static_discovery=True, cache_discovery=False)
-        self.gmail = build("gmail", "v1", http=http, static_discovery=True, cache_discovery=False)
+        root = api_endpoint.rstrip("/") if api_endpoint else None
+        self.drive = build("drive", "v3", http=http, static_discovery=True, cache_discovery=False,
+                           client_options={"api_endpoint": f"{root}/drive/v3/"} if root else None)
+        self.gmail = build("gmail", "v1", http=http, static_discovery=True, cache_discovery=False,
+                           client_options={"api_endpoint": f"{root}/"} if root else None)
         self.parent_folder = parent_folder
         self.attempts = attempts
         self.sleep = sleep
