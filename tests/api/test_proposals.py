@@ -90,9 +90,18 @@ def test_status_route_follows_the_status_machine(api, editor, viewer, client_id,
     assert entry.action == "status" and entry.details["after"] == "in_review"
 
 
-def test_revise_is_a_conversation_turn_that_saves_a_new_version(api, editor, viewer, generated, db):
+def test_revise_is_a_conversation_turn_that_saves_a_new_version(api, editor, viewer, client_id, db):
+    from tests.api.test_knowledge import PRICING, SEO
+
+    for title, category, content in (("Pricing", "pricing", PRICING), ("SEO", "services", SEO)):
+        assert api.post("/api/knowledge", json={"title": title, "category": category, "content": content},
+                        headers=editor).status_code == 201
+    generated = service.generate(db, client_id, brief="A new website with a shop").proposal_id
     db.execute("UPDATE proposals SET status = 'in_review' WHERE id = %s", (generated,))
-    response = api.post(f"/api/proposals/{generated}/revise", json={"instruction": "Remove the relevant experience section"},
+    required = api.post(f"/api/proposals/{generated}/revise",
+                        json={"instruction": "Remove the relevant experience section"}, headers=editor)
+    assert required.status_code == 422 and "Relevant experience" in required.json()["detail"]  # a required section
+    response = api.post(f"/api/proposals/{generated}/revise", json={"instruction": "Make the pricing shorter"},
                         headers=editor)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -102,8 +111,8 @@ def test_revise_is_a_conversation_turn_that_saves_a_new_version(api, editor, vie
     versions = api.get(f"/api/proposals/{generated}/versions", headers=viewer).json()
     assert [(v["version"], v["kind"]) for v in versions] == [(1, "generated"), (2, "revised")]
     messages = api.get(f"/api/proposals/{generated}/messages", headers=viewer).json()
-    assert messages[0] == {**messages[0], "role": "user", "content": "Remove the relevant experience section"}
-    assert "removed" in body["revision"]["diff_summary"]
+    assert messages[0] == {**messages[0], "role": "user", "content": "Make the pricing shorter"}
+    assert "rewrote 'Investment and timeline'" in body["revision"]["diff_summary"]
     first = api.get(f"/api/proposals/{generated}", params={"version": 1}, headers=viewer).json()
     assert first["version"] == 1
 
