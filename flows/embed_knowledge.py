@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from proposalflow.errors import ValidationFailed
 from proposalflow.knowledge.ingest import KnowledgeSummary, batched
@@ -20,12 +20,17 @@ def embed_knowledge(folder: str | None = None, urls: list[str] | None = None, fi
     that cannot be read is recorded in `knowledge_failures` and the others go on. `prune` deletes
     the documents under `folder` whose file is gone. `reembed` first re-embeds every stored
     document with the configured model (after a model change). With no sources and no `reembed`,
-    the folder in PROPOSALFLOW_KNOWLEDGE_DIR is embedded (what the scheduled run does).
+    the folder in PROPOSALFLOW_KNOWLEDGE_DIR is embedded (what the scheduled run does); with that
+    unset too the run completes at once, its result and log saying why (`skipped`).
     """
     settings = get_settings()
     if not (folder or urls or files or reembed):
-        if settings.kb_folder is None:
-            raise ValidationFailed("nothing to embed: give a folder, files or URLs (or set PROPOSALFLOW_KNOWLEDGE_DIR)")
+        if any(given is not None for given in (folder, urls, files)):  # given, but empty
+            raise ValidationFailed("nothing to embed: the sources given are empty")
+        if settings.kb_folder is None:  # the scheduled run on a deployment with no knowledge folder
+            reason = "nothing to embed: no sources given and PROPOSALFLOW_KNOWLEDGE_DIR is not set"
+            get_run_logger().info("skipped: %s (set it on the workers, or pause this schedule)", reason)
+            return {**KnowledgeSummary().as_dict(), "skipped": reason}
         folder = str(settings.kb_folder)
     if prune and not folder:
         raise ValidationFailed("--prune needs a folder: it deletes the documents whose file left that folder")

@@ -86,3 +86,20 @@ def test_the_dockerfile_installs_and_tests_with_ci_s_make_targets():
     assert re.search(r"^FROM product AS test\nRUN make test$", dockerfile, re.MULTILINE)
     assert "WORKDIR /app" in dockerfile  # the path `prefect deploy` (in the deploy service) records
     assert ".venv" in (DEPLOYMENTS / "Dockerfile.dockerignore").read_text()
+
+
+def test_the_hourly_knowledge_run_has_a_real_folder_to_embed():
+    """Without PROPOSALFLOW_KNOWLEDGE_DIR the hourly embed-knowledge run has nothing to do: compose
+    sets it to a folder mounted from the host, and the default host folder is in the repository."""
+    services = compose()["services"]
+    for name in ("worker", "api"):
+        knowledge = services[name]["environment"]["PROPOSALFLOW_KNOWLEDGE_DIR"]
+        def mounts(env: dict) -> dict[str, str]:
+            return {v.split(":")[1]: v.split(":")[0] for v in (interpolate(v, env) for v in services[name]["volumes"])}
+
+        assert knowledge in mounts({}), name
+        assert (DEPLOYMENTS / mounts({})[knowledge]).is_dir()  # relative to the compose file, as compose resolves it
+        override = "/srv/agency/knowledge"
+        assert mounts({"KNOWLEDGE_HOST_DIR": override})[knowledge] == override
+    example = (DEPLOYMENTS / ".env.example").read_text()
+    assert re.search(r"^KNOWLEDGE_HOST_DIR=\./knowledge$", example, re.MULTILINE)
