@@ -207,6 +207,9 @@ def read_status(request: runs.RunRequest, *, conn=None) -> RunStatus:
     state_type = flow_run.state_type.value if flow_run.state_type else "PENDING"
     state = STATE_OF.get(state_type, "queued")
     message = flow_run.state.message if flow_run.state else None
+    if (state in FINAL_STATES and request.mode == "in-process" and request.state is None
+            and _recently(flow_run.end_time)):
+        state = "running"  # Prefect has its end, this process is still recording the outcome (the result)
     if state == "completed" and result is None and request.mode == "deployment":
         result = _persisted_result(flow_run)
         if result is not None and conn is not None:
@@ -223,6 +226,15 @@ def read_status(request: runs.RunRequest, *, conn=None) -> RunStatus:
         duration_seconds=duration if state in FINAL_STATES or state == "running" else None,
         result=result, error=error, links=links_for(request.flow_run_id),
     )
+
+
+def _recently(moment: datetime | None, seconds: float = 60.0) -> bool:
+    """An in-process run records its outcome right after Prefect's end; long after, it never will (killed)."""
+    if moment is None:
+        return True
+    from datetime import timezone
+
+    return (datetime.now(timezone.utc) - moment).total_seconds() < seconds
 
 
 def _persisted_result(flow_run) -> Any:

@@ -18,6 +18,7 @@ import psycopg
 from pydantic import BaseModel, ConfigDict, Field
 
 from proposalflow.errors import NotFound, ValidationFailed
+from proposalflow.knowledge.uploads import StoredUpload
 from proposalflow.settings import Settings
 
 Check = Callable[[psycopg.Connection, Settings, Any], None]
@@ -45,6 +46,8 @@ class EmbedKnowledgeParameters(_Parameters):
     urls: list[str] | None = Field(None, max_length=1000, description="Web pages to embed (http/https)")
     category: str | None = Field(None, max_length=100)
     reembed: bool = Field(False, description="First re-embed every stored document (after a model change)")
+    uploads: list[StoredUpload] | None = Field(None, max_length=100, description=(
+        "Uploaded originals already in the file store (what POST /api/knowledge/upload starts a run with)"))
 
 
 class GenerateProposalParameters(_Parameters):
@@ -136,8 +139,8 @@ def check_enrich(conn: psycopg.Connection, settings: Settings, p: EnrichClientsP
 def check_embed(conn: psycopg.Connection, settings: Settings, p: EmbedKnowledgeParameters) -> None:
     for i, url in enumerate(p.urls or []):
         _check_url(settings, url, f"urls.{i}")
-    if not (p.urls or p.reembed) and getattr(settings, "kb_folder", None) is None:
-        message = "nothing to embed: give urls or reembed (no PROPOSALFLOW_KNOWLEDGE_DIR is set)"
+    if not (p.urls or p.reembed or p.uploads) and getattr(settings, "kb_folder", None) is None:
+        message = "nothing to embed: give urls, uploads or reembed (no PROPOSALFLOW_KNOWLEDGE_DIR is set)"
         raise ValidationFailed(message, [{"field": "urls", "message": message}])
 
 

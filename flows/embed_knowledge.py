@@ -6,14 +6,16 @@ from prefect import flow, get_run_logger
 
 from proposalflow.errors import ValidationFailed
 from proposalflow.knowledge.ingest import KnowledgeSummary, batched
+from proposalflow.knowledge.uploads import StoredUpload
 from proposalflow.settings import get_settings
-from tasks.knowledge import (embed_sources, finish_knowledge_base, list_sources, prepare_knowledge_base,
-                             prune_documents, reembed_documents)
+from tasks.knowledge import (embed_sources, embed_uploads, finish_knowledge_base, list_sources,
+                             prepare_knowledge_base, prune_documents, reembed_documents)
 
 
 @flow(name="embed-knowledge")
 def embed_knowledge(folder: str | None = None, urls: list[str] | None = None, files: list[str] | None = None,
-                    prune: bool = False, category: str | None = None, reembed: bool = False) -> dict:
+                    prune: bool = False, category: str | None = None, reembed: bool = False,
+                    uploads: list[StoredUpload] | None = None) -> dict:
     """Embed a folder (recursively: .md .txt .html .pdf .docx), files and/or URLs into the knowledge base.
 
     Unchanged documents are skipped; a changed one has its chunks replaced atomically; a document
@@ -21,11 +23,12 @@ def embed_knowledge(folder: str | None = None, urls: list[str] | None = None, fi
     the documents under `folder` whose file is gone. `reembed` first re-embeds every stored
     document with the configured model (after a model change). With no sources and no `reembed`,
     the folder in PROPOSALFLOW_KNOWLEDGE_DIR is embedded (what the scheduled run does); with that
-    unset too the run completes at once, its result and log saying why (`skipped`).
+    unset too the run completes at once, its result and log saying why (`skipped`). `uploads`
+    are originals the API kept in the file store (read back from it; the result lists each one's document).
     """
     settings = get_settings()
-    if not (folder or urls or files or reembed):
-        if any(given is not None for given in (folder, urls, files)):  # given, but empty
+    if not (folder or urls or files or reembed or uploads):
+        if any(given is not None for given in (folder, urls, files, uploads)):  # given, but empty
             raise ValidationFailed("nothing to embed: the sources given are empty")
         if settings.kb_folder is None:  # the scheduled run on a deployment with no knowledge folder
             reason = "nothing to embed: no sources given and PROPOSALFLOW_KNOWLEDGE_DIR is not set"
@@ -44,7 +47,12 @@ def embed_knowledge(folder: str | None = None, urls: list[str] | None = None, fi
     sources = list_sources(folder, files, urls, category)
     for batch in batched(sources, settings.kb_batch_documents):
         summary.add(embed_sources(batch))
+    uploaded: list[dict] = []
+    for batch in batched(uploads or [], settings.kb_batch_documents):  # originals kept in the file store
+        part, outcomes = embed_uploads(batch, category)
+        summary.add(part)
+        uploaded += outcomes
     if prune:
         summary.pruned = len(prune_documents(folder, summary.seen))
     totals = finish_knowledge_base(changed=bool(summary.embedded or summary.pruned or reembed))
-    return {**summary.as_dict(), "totals": totals}
+    return {**summary.as_dict(), "totals": totals, **({"uploads": uploaded} if uploads else {})}

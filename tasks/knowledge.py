@@ -16,6 +16,7 @@ from proposalflow.knowledge.chunking import chunk_settings_from
 from proposalflow.knowledge.documents import Source, file_source, folder_prefix, folder_sources, url_source
 from proposalflow.knowledge.embedders import embedding_model, make_embedder
 from proposalflow.knowledge.ingest import KnowledgeSummary
+from proposalflow.knowledge.uploads import StoredUpload
 from proposalflow.settings import get_settings
 
 from .events import emit
@@ -72,6 +73,29 @@ def embed_sources(sources: list[Source]) -> KnowledgeSummary:
     announce(summary)
     progress.advance(len(sources))
     return summary
+
+
+@task(name="embed-uploads", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_on_transient,
+      cache_policy=NO_CACHE, timeout_seconds=3600)
+def embed_uploads(uploads: list[StoredUpload], category: str | None) -> tuple[KnowledgeSummary, list[dict]]:
+    """Uploaded originals, read back from the file store: embedded, their original recorded."""
+    from proposalflow.filestore import make_file_store
+    from proposalflow.knowledge.uploads import embed_uploads as embed
+
+    settings = get_settings()
+    scratch = settings.home_dir / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with connect(settings, autocommit=True) as conn:
+        summary, outcomes = embed(conn, make_embedder(settings), make_file_store(settings), uploads, category=category,
+                                  chunk_settings=chunk_settings_from(settings), scratch=scratch,
+                                  flow_run_id=str(flow_run.id) if flow_run.id else None)
+    logger = get_run_logger()
+    logger.info("%d uploads: %d embedded (%d chunks), %d unchanged, %d failed", summary.documents, summary.embedded,
+                summary.chunks, summary.unchanged, summary.failed)
+    for failure in summary.failures:
+        logger.warning("not embedded: %s", failure["reason"])
+    announce(summary)
+    return summary, outcomes
 
 
 @task(name="reembed-documents", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_on_transient,

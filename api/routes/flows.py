@@ -5,6 +5,7 @@ One route per flow (generated from api/triggers.py), so each flow's parameters a
 # no `from __future__ import annotations`: the generated routes' annotations are real types
 
 import re
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response
@@ -38,6 +39,21 @@ def list_flows(user: ViewerUser) -> list[FlowInfo]:
                      parameters=t.parameters.model_json_schema()) for t in available_triggers().values()]
 
 
+def launch(trigger: FlowTrigger, body, *, conn, user, services, audit, idempotency_key: str | None = None) -> uuid.UUID:
+    """Check, start (through the deployment or in-process launcher), record, audit, count: the run's id."""
+    if trigger.check is not None:
+        trigger.check(conn, services.settings, body)
+    parameters = trigger.flow_parameters(services.settings, body)
+    launcher = services.launcher
+    # Prefect's own key (deployment runs) is per user too: two users' "retry-1" are two runs
+    run_id = launcher.start(trigger, parameters, f"{user.id}:{idempotency_key}" if idempotency_key else None)
+    runs.record_request(conn, run_id, trigger.name, launcher.mode, parameters, requested_by=user.id,
+                        request_id=audit.request_id, idempotency_key=idempotency_key)
+    audit.write(conn, "trigger", "runs", run_id, flow=trigger.name, mode=launcher.mode, parameters=parameters)
+    services.metrics.triggers.labels(trigger.name, launcher.mode).inc()
+    return run_id
+
+
 def _trigger_route(trigger: FlowTrigger):
     def start_run(
         body, conn: ConnDep, user: EditorUser, _limit: TriggerLimit, services: ServicesDep, audit: AuditDep,
@@ -47,7 +63,6 @@ def _trigger_route(trigger: FlowTrigger):
         if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
             raise ValidationFailed("Idempotency-Key must be 1-200 visible ASCII characters",
                                    [{"field": "Idempotency-Key", "message": "invalid"}])
-        launcher = services.launcher
         if idempotency_key:  # lookup, start and record under one lock: concurrent retries see one run
             runs.lock_idempotency_key(conn, user.id, idempotency_key)
             earlier = runs.find_by_idempotency_key(conn, user.id, idempotency_key)
@@ -56,17 +71,11 @@ def _trigger_route(trigger: FlowTrigger):
                 response.headers["Idempotent-Replayed"] = "true"
                 return RunAccepted(id=earlier.flow_run_id, flow=earlier.flow, mode=earlier.mode, state="queued",
                                    links=links_for(earlier.flow_run_id))
-        if trigger.check is not None:
-            trigger.check(conn, services.settings, body)
-        parameters = trigger.flow_parameters(services.settings, body)
-        # Prefect's own key (deployment runs) is per user too: two users' "retry-1" are two runs
-        run_id = launcher.start(trigger, parameters, f"{user.id}:{idempotency_key}" if idempotency_key else None)
-        runs.record_request(conn, run_id, trigger.name, launcher.mode, parameters, requested_by=user.id,
-                            request_id=audit.request_id, idempotency_key=idempotency_key)
-        audit.write(conn, "trigger", "runs", run_id, flow=trigger.name, mode=launcher.mode, parameters=parameters)
-        services.metrics.triggers.labels(trigger.name, launcher.mode).inc()
+        run_id = launch(trigger, body, conn=conn, user=user, services=services, audit=audit,
+                        idempotency_key=idempotency_key)
         response.headers["Location"] = f"/api/runs/{run_id}"
-        return RunAccepted(id=run_id, flow=trigger.name, mode=launcher.mode, state="queued", links=links_for(run_id))
+        return RunAccepted(id=run_id, flow=trigger.name, mode=services.launcher.mode, state="queued",
+                           links=links_for(run_id))
 
     start_run.__annotations__["body"] = trigger.parameters
     start_run.__name__ = "start_" + trigger.name.replace("-", "_")

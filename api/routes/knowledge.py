@@ -5,22 +5,26 @@ from __future__ import annotations
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from proposalflow.errors import NotFound
 from proposalflow.filestore import safe_name, store_file
 from proposalflow.knowledge import crud
 from proposalflow.knowledge.crud import KnowledgeDocument, KnowledgeInput, KnowledgeSummary
 from proposalflow.knowledge.search import MAX_K, Passage, search
+from proposalflow.knowledge.uploads import StoredUpload, document_id_for, upload_source_uri
 from proposalflow.pagination import clamp_limit
 
 from ..deps import AuditDep, ConnDep, EditorUser, ServicesDep, SettingsDep, UploadLimit, ViewerUser
 from ..errors import responses
 from ..models import Page
 from ..paging import CursorParam, LimitParam, page_response
+from ..runner import RunAccepted, links_for
+from ..triggers import EmbedKnowledgeParameters, available_triggers
+from .flows import launch
 
 router = APIRouter(prefix="/api/knowledge", tags=["knowledge"], responses=responses(401, 403, 422, 429))
 
@@ -37,10 +41,11 @@ UPLOAD_TYPES: dict[str, tuple[frozenset[str], bytes | None]] = {
 _ANY_BINARY = "application/octet-stream"  # what browsers and curl send when they do not know
 
 
-class Upload(BaseModel):
-    status: Literal["embedded", "unchanged"]
-    document: KnowledgeDocument
-    original: dict
+class UploadAccepted(RunAccepted):
+    """The original is stored; the embed-knowledge run (at `Location`) makes it a searchable document."""
+    source_uri: str = Field(description="The document it becomes: upload://<file name>")
+    document_id: uuid.UUID | None = Field(None, description="That document's id, if an earlier upload made it")
+    original: dict = Field(description="Where the original is kept: uri, key, filename, size, sha256, content_type")
 
 
 class DeletedDocument(BaseModel):
@@ -61,15 +66,16 @@ def search_knowledge(
     return search(conn, services.embedder, q, k=k, category=category.strip().lower() if category else None)
 
 
-@router.post("/upload", status_code=201, response_model=Upload, responses=responses(413, 415, 502))
+@router.post("/upload", status_code=202, response_model=UploadAccepted, responses=responses(413, 415, 502, 503))
 def upload(
     response: Response, conn: ConnDep, user: EditorUser, _limit: UploadLimit, services: ServicesDep, audit: AuditDep,
     file: Annotated[UploadFile, File(description="A .md, .txt, .html, .pdf or .docx file")],
     category: Annotated[str | None, Form(max_length=100)] = None,
     title: Annotated[str | None, Form(max_length=500)] = None,
-) -> Upload:
-    """Keep the original in the file store, then read, chunk and embed it: searchable on return.
-    A file uploaded again under the same name replaces the earlier version's chunks."""
+) -> UploadAccepted:
+    """Keep the original in the file store and start an embed-knowledge run that reads, chunks and
+    embeds it: 202 with the run (`Location: /api/runs/<id>`); searchable once the run completed. A
+    file uploaded again under the same name replaces the earlier version's chunks."""
     filename = file.filename or "upload"
     suffix = Path(filename).suffix.lower()
     if suffix not in UPLOAD_TYPES:
@@ -79,6 +85,9 @@ def upload(
     stored_type = sorted(content_types)[0]
     if content_type not in content_types and content_type != _ANY_BINARY:
         raise HTTPException(415, f"{filename}: a {suffix} file cannot be {content_type}")
+    trigger = available_triggers().get("embed-knowledge")
+    if trigger is None:
+        raise HTTPException(503, "uploads need the embed-knowledge flow, which is not in this installation")
     limit = services.settings.upload_max_bytes
     scratch = services.settings.home_dir / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -92,17 +101,18 @@ def upload(
         if (magic is not None and not head.startswith(magic)) or (magic is None and b"\x00" in head):
             raise HTTPException(415, f"{filename}: the content is not a {suffix} file")
         stored = store_file(services.file_store, path, filename, stored_type, prefix="knowledge")
-        from proposalflow.knowledge.ingest import add_file
-
-        outcome = add_file(conn, services.embedder, path, category=(category or "").strip().lower() or None,
-                           source_uri=f"upload://{safe_name(filename)}", title=(title or "").strip() or None)
+    body = EmbedKnowledgeParameters(
+        uploads=[StoredUpload(key=stored.key, filename=filename, title=(title or "").strip() or None)],
+        category=(category or "").strip().lower() or None)
+    run_id = launch(trigger, body, conn=conn, user=user, services=services, audit=audit)
     original = {"uri": stored.uri, "key": stored.key, "filename": filename, "size": stored.size,
                 "sha256": stored.sha256, "content_type": stored_type}
-    crud.set_original(conn, outcome.document_id, original)
-    audit.write(conn, "upload", "knowledge", outcome.document_id, filename=filename, size=size,
-                sha256=stored.sha256, status=outcome.status)
-    response.headers["Location"] = f"/api/knowledge/{outcome.document_id}"
-    return Upload(status=outcome.status, document=crud.get_document(conn, outcome.document_id), original=original)
+    audit.write(conn, "upload", "knowledge", stored.key, filename=filename, size=size, sha256=stored.sha256,
+                run=str(run_id))
+    response.headers["Location"] = f"/api/runs/{run_id}"
+    return UploadAccepted(id=run_id, flow=trigger.name, mode=services.launcher.mode, state="queued",
+                          links=links_for(run_id), source_uri=upload_source_uri(filename),
+                          document_id=document_id_for(conn, filename), original=original)
 
 
 def _copy_limited(file: UploadFile, path: Path, limit: int, filename: str) -> int:

@@ -1,6 +1,7 @@
 """/api/knowledge: documents embedded on write, hybrid search, uploads → file store → searchable."""
 
 import io
+import time
 import zipfile
 
 import pytest
@@ -8,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from proposalflow import audit
 from proposalflow.filestore import LocalFileStore, SupabaseFileStore, store_file
+from proposalflow.settings import get_settings
 from tests.fakes.supabase_storage import StorageServer
 
 from .conftest import auth, make_settings
@@ -84,26 +86,79 @@ def docx_bytes(text: str) -> bytes:
     return buffer.getvalue()
 
 
-def test_upload_keeps_the_original_and_makes_it_searchable(api, editor, viewer, api_settings, db):
+@pytest.fixture
+def uploads_api(db_url, prefect_api_url):
+    """Uploads start embed-knowledge runs: in this process, reporting to the session's Prefect server."""
+    from api.main import create_app
+
+    with TestClient(create_app(make_settings(PROPOSALFLOW_FLOW_RUNNER="in-process"))) as client:
+        yield client
+
+
+def wait_for_run(api, run_id: str, limit: float = 90.0) -> dict:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        status = api.get(f"/api/runs/{run_id}", headers=auth("viewer")).json()
+        if status["state"] in ("completed", "failed", "cancelled"):
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not finish within {limit} s: {status}")
+
+
+def upload_document(api, headers, name: str, content: bytes, content_type: str, **form) -> str:
+    """Upload a file, wait for its embed-knowledge run, and return the id of the document it became."""
+    response = api.post("/api/knowledge/upload", files={"file": (name, content, content_type)}, data=form,
+                        headers=headers)
+    assert response.status_code == 202, response.text
+    status = wait_for_run(api, response.json()["id"])
+    assert status["state"] == "completed", status
+    [outcome] = status["result"]["uploads"]
+    return outcome["document_id"]
+
+
+def test_upload_is_stored_then_embedded_by_the_flow_and_becomes_searchable(uploads_api, api_settings, db):
+    api, editor, viewer = uploads_api, auth("editor"), auth("viewer")
     files = {"file": ("acme-case-study.docx", docx_bytes("Acme doubled its qualified leads in six weeks."),
                       "application/vnd.openxmlformats-officedocument.wordprocessingml.document")}
     response = api.post("/api/knowledge/upload", files=files, data={"category": "case-studies"}, headers=editor)
-    assert response.status_code == 201, response.text
-    body = response.json()
-    assert body["status"] == "embedded" and body["document"]["source_uri"] == "upload://acme-case-study.docx"
-    assert body["original"]["uri"].startswith("file://") and body["document"]["metadata"]["original"]["sha256"]
-    stored = api_settings.home_dir / "files" / body["original"]["key"]
-    assert stored.read_bytes()[:2] == b"PK"
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    assert accepted["flow"] == "embed-knowledge" and response.headers["location"] == f"/api/runs/{accepted['id']}"
+    assert accepted["source_uri"] == "upload://acme-case-study.docx" and accepted["document_id"] is None
+    stored = api_settings.home_dir / "files" / accepted["original"]["key"]
+    assert stored.read_bytes()[:2] == b"PK" and accepted["original"]["uri"] == stored.as_uri()
+
+    status = wait_for_run(api, accepted["id"])
+    assert status["state"] == "completed", status
+    assert status["parameters"]["uploads"][0]["key"] == accepted["original"]["key"]  # the run names the stored file
+    [outcome] = status["result"]["uploads"]
+    assert outcome["status"] == "embedded" and status["result"]["embedded"] == 1
+    document = api.get(f"/api/knowledge/{outcome['document_id']}", headers=viewer).json()
+    assert document["source_uri"] == "upload://acme-case-study.docx" and document["category"] == "case-studies"
+    assert document["metadata"]["original"] == {**accepted["original"], "content_type": document["metadata"]["original"]["content_type"]}
 
     hits = api.get("/api/knowledge/search", params={"q": "qualified leads", "k": 1}, headers=viewer).json()
-    assert hits[0]["document_id"] == body["document"]["id"]
-    original = api.get(f"/api/knowledge/{body['document']['id']}/original", headers=viewer)
+    assert hits[0]["document_id"] == outcome["document_id"]
+    original = api.get(f"/api/knowledge/{outcome['document_id']}/original", headers=viewer)
     assert original.status_code == 200 and original.content == stored.read_bytes()
     assert 'filename="acme-case-study.docx"' in original.headers["content-disposition"]
 
     again = api.post("/api/knowledge/upload", files=files, data={"category": "case-studies"}, headers=editor).json()
-    assert again["status"] == "unchanged" and again["document"]["id"] == body["document"]["id"]
+    assert again["document_id"] == outcome["document_id"]  # known now: the same name is the same document
+    assert wait_for_run(api, again["id"])["result"]["uploads"][0]["status"] == "unchanged"
     assert [e.action for e in audit.entries(db, resource="knowledge")] == ["upload", "upload"]
+    assert [e.action for e in audit.entries(db, resource="runs")] == ["trigger", "trigger"]
+
+
+def test_an_upload_the_flow_cannot_read_fails_in_the_run_not_the_request(uploads_api):
+    api = uploads_api
+    response = api.post("/api/knowledge/upload", files={"file": ("broken.docx", b"PK\x03\x04 not really a docx",
+                                                                 "application/octet-stream")}, headers=auth("editor"))
+    assert response.status_code == 202, response.text
+    status = wait_for_run(api, response.json()["id"])
+    [outcome] = status["result"]["uploads"]
+    assert outcome["status"] == "failed" and "broken.docx" in outcome["reason"] and status["result"]["failed"] == 1
+    assert api.get("/api/knowledge", headers=auth("viewer")).json()["items"] == []
 
 
 @pytest.mark.parametrize("name, content, content_type, status", [
@@ -119,10 +174,11 @@ def test_upload_refuses_wrong_types(api, editor, name, content, content_type, st
     assert response.headers["content-type"] == "application/problem+json"
 
 
-def test_upload_size_limit_is_413_and_uploads_have_their_own_rate_limit(db_url):
+def test_upload_size_limit_is_413_and_uploads_have_their_own_rate_limit(db_url, prefect_api_url):
     from api.main import create_app
 
-    settings = make_settings(PROPOSALFLOW_UPLOAD_MAX_BYTES="2048", PROPOSALFLOW_RATE_LIMIT_UPLOADS="3/minute")
+    settings = make_settings(PROPOSALFLOW_UPLOAD_MAX_BYTES="2048", PROPOSALFLOW_RATE_LIMIT_UPLOADS="3/minute",
+                             PROPOSALFLOW_FLOW_RUNNER="in-process")
     with TestClient(create_app(settings)) as api:
         editor = auth("editor")
         big = api.post("/api/knowledge/upload", files={"file": ("big.txt", b"word " * 1000, "text/plain")}, headers=editor)
@@ -131,7 +187,7 @@ def test_upload_size_limit_is_413_and_uploads_have_their_own_rate_limit(db_url):
         assert huge.status_code == 413  # refused from Content-Length, before reading the body
         for name in ("ok.txt", "ok1.txt"):  # the 3rd and 4th attempts (the Content-Length refusal never counted)
             assert api.post("/api/knowledge/upload", files={"file": (name, b"small notes", "text/plain")},
-                            headers=editor).status_code == 201
+                            headers=editor).status_code == 202
         limited = api.post("/api/knowledge/upload", files={"file": ("ok2.txt", b"more notes", "text/plain")},
                            headers=editor)
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
@@ -140,24 +196,34 @@ def test_upload_size_limit_is_413_and_uploads_have_their_own_rate_limit(db_url):
         assert too_long.status_code == 413
 
 
-def test_supabase_storage_keeps_uploaded_originals(db_url, tmp_path):
-    """SUPABASE_URL + service key: the originals go to Supabase Storage through the supabase client."""
+def test_supabase_storage_keeps_uploaded_originals(db_url, prefect_api_url, monkeypatch):
+    """SUPABASE_URL + service key: the originals go to Supabase Storage through the supabase client,
+    and the embed-knowledge run reads them back from there."""
     from api.main import create_app
 
     with StorageServer(SERVICE_KEY) as storage:
-        settings = make_settings(SUPABASE_URL=storage.url, SUPABASE_SERVICE_ROLE_KEY=SERVICE_KEY,
-                                 PROPOSALFLOW_STORAGE_BUCKET="knowledge-originals")
-        with TestClient(create_app(settings)) as api:
+        for name, value in {"SUPABASE_URL": storage.url, "SUPABASE_SERVICE_ROLE_KEY": SERVICE_KEY,
+                            "PROPOSALFLOW_STORAGE_BUCKET": "knowledge-originals"}.items():
+            monkeypatch.setenv(name, value)  # the run reads the environment, as a worker would
+        get_settings.cache_clear()
+        with TestClient(create_app(make_settings(PROPOSALFLOW_FLOW_RUNNER="in-process"))) as api:
             response = api.post("/api/knowledge/upload", files={"file": ("Pricing Notes.md", PRICING.encode(), "text/markdown")},
                                 headers=auth("editor"))
-            assert response.status_code == 201, response.text
+            assert response.status_code == 202, response.text
             original = response.json()["original"]
             assert original["uri"] == f"storage://knowledge-originals/{original['key']}"
             assert storage.buckets.keys() == {"knowledge-originals"}  # created on first use
             assert storage.objects[("knowledge-originals", original["key"])][0] == PRICING.encode()
             assert original["key"].endswith("/pricing-notes.md")
-            download = api.get(f"/api/knowledge/{response.json()['document']['id']}/original", headers=auth("viewer"))
+            status = wait_for_run(api, response.json()["id"])
+            assert status["state"] == "completed" and status["result"]["uploads"][0]["status"] == "embedded", status
+            document_id = status["result"]["uploads"][0]["document_id"]
+            hits = api.get("/api/knowledge/search", params={"q": "website redesign packages", "k": 1},
+                           headers=auth("viewer")).json()
+            assert hits[0]["document_id"] == document_id
+            download = api.get(f"/api/knowledge/{document_id}/original", headers=auth("viewer"))
             assert download.content == PRICING.encode()
+    get_settings.cache_clear()
 
 
 def test_file_stores_directly(tmp_path):
@@ -201,7 +267,8 @@ def test_metadata_original_is_server_owned(api, editor, viewer):
     assert api.get(f"/api/knowledge/{plain['id']}/original", headers=viewer).status_code == 404
 
 
-def test_replacing_an_uploaded_document_keeps_its_original(api, editor, viewer):
+def test_replacing_an_uploaded_document_keeps_its_original(uploads_api, editor, viewer):
+    api = uploads_api
     document_id = upload_document(api, editor, "pricing.md", PRICING.encode(), "text/markdown")
     put = api.put(f"/api/knowledge/{document_id}", json={"title": "Pricing 2027", "content": "Retainers from EUR 5,000.",
                                                          "metadata": {"owner": "sales"}}, headers=editor)
@@ -214,9 +281,3 @@ def test_replacing_an_uploaded_document_keeps_its_original(api, editor, viewer):
             headers=editor)
     assert api.get(f"/api/knowledge/{document_id}/original", headers=viewer).content == PRICING.encode()
 
-
-def upload_document(api, headers, name: str, content: bytes, content_type: str) -> str:
-    """Upload a file and return the id of the document it became."""
-    response = api.post("/api/knowledge/upload", files={"file": (name, content, content_type)}, headers=headers)
-    assert response.status_code == 201, response.text
-    return response.json()["document"]["id"]
