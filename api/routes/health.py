@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -14,6 +16,7 @@ from ..deps import ServicesDep
 from ..errors import PROBLEM_MEDIA_TYPE, Problem, problem_type, responses
 
 router = APIRouter(tags=["health"], responses=responses(422))
+log = logging.getLogger("proposalflow.api.health")
 
 
 class Health(BaseModel):
@@ -40,8 +43,10 @@ def readyz(services: ServicesDep):
         with connect_url(services.database_url, autocommit=True, migrate=False) as conn:
             conn.execute("SELECT 1")
             waiting = pending(conn)
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which
-        return _not_ready(f"database unreachable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        # the driver's message names the host, port and user: for the log, not for anonymous callers
+        log.warning("not ready: database unreachable: %s", str(exc).strip() or type(exc).__name__)
+        return _not_ready("database unreachable (the reason is in the server log)",
                           database="unreachable", pending_migrations=[])
     if waiting:
         return _not_ready(f"{len(waiting)} migration(s) not applied: {', '.join(waiting)}",
