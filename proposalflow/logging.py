@@ -1,7 +1,8 @@
 """Structured logs for the API and the CLI: one JSON object per line, rotated by size, no secrets.
 
 Where: `PROPOSALFLOW_LOG_DIR/<component>.log` (default `PROPOSALFLOW_HOME/logs/cli.log` and
-`api.log`), rotated at `PROPOSALFLOW_LOG_MAX_BYTES` keeping `PROPOSALFLOW_LOG_BACKUPS` old files.
+`api.log`), rotated at `PROPOSALFLOW_LOG_MAX_BYTES` keeping `PROPOSALFLOW_LOG_BACKUPS` old files —
+safely with several processes writing one file (uvicorn workers, concurrent CLI commands).
 The API also writes the same lines to stderr, where container platforms collect them.
 
 A line: `ts`, `level`, `logger`, `message`, `component`, `pid`, and when known `request_id` (the
@@ -24,7 +25,6 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import logging.handlers
 import os
 import re
 import sys
@@ -36,6 +36,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import unquote, urlsplit
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 run_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("run_id", default=None)
@@ -126,8 +131,86 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(line, default=str, ensure_ascii=False))
 
 
-class _ProductHandler(logging.handlers.RotatingFileHandler):
-    """Marks our handler so configure_logging can replace it rather than add a second one."""
+class _ProductHandler(logging.Handler):
+    """JSON lines to one file, rotated by size, safe with several processes writing it.
+
+    The API's uvicorn workers share api.log and concurrent CLI commands share cli.log; the
+    standard RotatingFileHandler loses lines there (each process rotates by its own count and
+    renames files the others still write to). Here each line is written, and the file rotated,
+    under an exclusive flock of the log folder; before writing, a process whose file was rotated
+    away by another (the path now names another inode) reopens the path. The size is the file's
+    own (fstat), so no file grows past `max_bytes` (unless one line alone is longer). The class
+    also marks our handler, so configure_logging replaces it rather than adding a second one.
+    """
+
+    def __init__(self, path: Path, max_bytes: int, backups: int):
+        super().__init__()
+        self.path, self.max_bytes, self.backups = Path(path), max_bytes, backups
+        self._fd: int | None = None  # the log file, O_APPEND
+        self._file_id: tuple[int, int] | None = None  # (st_dev, st_ino) of what _fd has open
+        self._folder_fd: int | None = None  # what the lock is taken on
+        self._pid = os.getpid()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
+            if self._pid != os.getpid():  # a forked child: its own descriptions, its own lock
+                self._fd = self._folder_fd = None
+                self._pid = os.getpid()
+            with self._folder_locked():
+                fd = self._open_current()
+                size = os.fstat(fd).st_size
+                if self.backups > 0 and size and size + len(data) > self.max_bytes:
+                    self._rotate()
+                    fd = self._open_current()
+                os.write(fd, data)  # one write of the whole line, appended
+        except Exception:  # noqa: BLE001 - logging must never break the caller
+            self.handleError(record)
+
+    def close(self) -> None:
+        with self.lock:
+            for fd in (self._fd, self._folder_fd):
+                if fd is not None and self._pid == os.getpid():
+                    os.close(fd)
+            self._fd = self._folder_fd = None
+        super().close()
+
+    @contextmanager
+    def _folder_locked(self) -> Iterator[None]:
+        if fcntl is None:  # no flock (Windows): one process per log file
+            yield
+            return
+        if self._folder_fd is None:
+            self._folder_fd = os.open(self.path.parent, os.O_RDONLY)
+        fcntl.flock(self._folder_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._folder_fd, fcntl.LOCK_UN)
+
+    def _open_current(self) -> int:
+        """The descriptor of the file at `path` now (reopened if another process rotated it)."""
+        try:
+            st = os.stat(self.path)
+            current = (st.st_dev, st.st_ino)
+        except FileNotFoundError:
+            current = None
+        if self._fd is not None and current != self._file_id:
+            os.close(self._fd)
+            self._fd = None
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            st = os.fstat(self._fd)
+            self._file_id = (st.st_dev, st.st_ino)
+        return self._fd
+
+    def _rotate(self) -> None:
+        """cli.log → cli.log.1 → … → cli.log.<backups> (the oldest is dropped); called under the lock."""
+        for i in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{i}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
 
 
 class _ProductStreamHandler(logging.StreamHandler):
@@ -148,7 +231,7 @@ def configure_logging(component: str, *, stderr: bool = False, level: str | None
     level = level or getattr(settings, "log_level", "INFO")
     path = folder / f"{component}.log"
     formatter = JsonFormatter(component)
-    file_handler = _ProductHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True)
+    file_handler = _ProductHandler(path, max_bytes=max_bytes, backups=backups)
     handlers: list[logging.Handler] = [file_handler]
     if stderr:
         handlers.append(_ProductStreamHandler(sys.stderr))

@@ -119,3 +119,35 @@ def test_api_requests_get_an_id_and_an_access_line(log_dir):
     assert access[1]["request_id"] == made.headers["x-request-id"]
     crash = next(r for r in records if r["message"] == "request crashed")
     assert crash["status"] == 500 and "database password is ***" in crash["exception"]
+
+
+def test_two_processes_rotating_one_log_lose_no_line(log_dir, tmp_path):
+    """Several uvicorn workers or CLI commands write one cli.log/api.log: the file is rotated under a
+    lock, a process reopens the file another one rotated away, so every line of both is kept (in
+    cli.log or a backup, each once) and no file outgrows the limit."""
+    import subprocess
+    import sys
+
+    per_process, max_bytes = 1500, 10_000
+    script = (
+        "import logging, os, sys, time\n"
+        "from proposalflow import logging as pflog\n"
+        "pflog.configure_logging('cli')\n"
+        "log = logging.getLogger('proposalflow.test')\n"
+        "go = sys.argv[2]\n"
+        "while not os.path.exists(go): time.sleep(0.005)\n"  # both start writing at once
+        "for i in range(%d): log.info('%%s line %%d %%s', sys.argv[1], i, 'x' * 80)\n" % per_process
+    )
+    go = tmp_path / "go"
+    env = {**__import__("os").environ, "PROPOSALFLOW_LOG_MAX_BYTES": str(max_bytes), "PROPOSALFLOW_LOG_BACKUPS": "500"}
+    writers = [subprocess.Popen([sys.executable, "-c", script, name, str(go)], env=env) for name in ("A", "B")]
+    go.touch()
+    for writer in writers:
+        assert writer.wait(120) == 0
+    files = [p for p in log_dir.iterdir() if p.name.startswith("cli.log")]
+    assert len(files) > 10  # it rotated, many times, from both processes
+    assert all(p.stat().st_size <= max_bytes for p in files), sorted((p.name, p.stat().st_size) for p in files)
+    messages = [line["message"] for p in files for line in lines(p)]
+    for name in ("A", "B"):
+        seen = sorted(int(m.split()[2]) for m in messages if m.startswith(f"{name} line "))
+        assert seen == list(range(per_process)), f"{name}: {per_process - len(set(seen))} lines lost"
