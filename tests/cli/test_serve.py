@@ -40,6 +40,8 @@ def test_prefect_deploy_has_nothing_to_ask():
     """`prefect deploy --all` in a terminal asks about remote storage when there is no `pull` and
     about schedules when a deployment has no `schedules` key (both default to yes); the file
     answers both, and every schedule is cron in a named time zone."""
+    from zoneinfo import ZoneInfo
+
     import yaml
 
     document = yaml.safe_load((REPO / "prefect.yaml").read_text())
@@ -56,6 +58,10 @@ def test_prefect_deploy_has_nothing_to_ask():
         assert "pull" not in deployment, name  # the top-level pull applies to all
         for schedule in deployment["schedules"]:
             assert schedule.get("cron") and schedule.get("timezone"), f"{name}: {schedule}"
+            ZoneInfo(schedule["timezone"])  # a real IANA zone (DST handled), not UTC by omission
+    # not only nightly's: the daily, hourly and backup schedules are in the agency's zone too
+    assert {n for n, d in deployments.items() if d["schedules"]} - {"nightly"} == {
+        "enrich-clients", "embed-knowledge", "backup-database"}
     assert {n for n, d in deployments.items() if not d["schedules"]} == {"ingest-clients", "generate-proposal",
                                                                         "deliver-proposal"}
 
