@@ -89,9 +89,17 @@ def apply_configured_blocks() -> list[str]:
             settings = Settings()
     except ValueError:
         return []  # settings that do not validate are reported where they are used
-    if not configured_names(settings):
+    names = configured_names(settings)
+    if not names:
         return []
+    key = tuple(sorted(names.items()))
+    if key in _applied:  # the CLI's callback, then tasks/__init__ in the same process: load once
+        return _applied[key]
     env, loaded = block_environment(settings)
     os.environ.update(env)
     get_settings.cache_clear()
+    _applied[key] = loaded
     return loaded
+
+
+_applied: dict[tuple, list[str]] = {}  # per process: the block names applied, and what they loaded
