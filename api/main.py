@@ -58,8 +58,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await run_in_threadpool(lambda: services.pool)  # migrate and connect now, not on the first request
         except Exception as exc:  # noqa: BLE001 - /readyz reports it; requests answer 503 until it works
             log.warning("database not ready at start-up: %s", exc)
+        from .runner import stop_temporary_prefect_servers, temporary_prefect_servers
+
+        before = temporary_prefect_servers()
         yield
-        await run_in_threadpool(services.close)
+        await run_in_threadpool(services.close)  # in-process runs finish first
+        await run_in_threadpool(stop_temporary_prefect_servers, before)
 
     app = FastAPI(title="proposalflow", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   swagger_ui_parameters={"persistAuthorization": True},

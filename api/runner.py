@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -173,6 +174,31 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ProposalflowError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def temporary_prefect_servers() -> set[int]:
+    """Prefect's temporary servers (`SubprocessASGIServer`, a `uvicorn prefect.server.api.server` child)
+    in this process, by id; empty while Prefect is not imported (nothing is imported for this)."""
+    module = sys.modules.get("prefect.server.api.server")
+    if module is None:
+        return set()
+    return {id(server) for server in getattr(module.SubprocessASGIServer, "_instances", {}).values()}
+
+
+def stop_temporary_prefect_servers(keep: set[int]) -> None:
+    """Stop the temporary Prefect servers started since `keep` was taken (Prefect starts one for
+    in-process runs without PREFECT_API_URL). Prefect stops it at exit — but uvicorn re-raises SIGTERM
+    after a graceful shutdown, so the process dies by the signal, atexit never runs, and the server
+    would be left running as an orphan."""
+    module = sys.modules.get("prefect.server.api.server")
+    if module is None:
+        return
+    for server in list(getattr(module.SubprocessASGIServer, "_instances", {}).values()):
+        if id(server) not in keep:
+            try:
+                server.stop()
+            except Exception:  # noqa: BLE001 - shutting down: log and go on
+                log.exception("could not stop Prefect's temporary server")
 
 
 def make_launcher(services):
