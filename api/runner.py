@@ -235,7 +235,10 @@ def read_status(request: runs.RunRequest, *, conn=None) -> RunStatus:
     message = flow_run.state.message if flow_run.state else None
     if (state in FINAL_STATES and request.mode == "in-process" and request.state is None
             and _recently(flow_run.end_time)):
-        state = "running"  # Prefect has its end, this process is still recording the outcome (the result)
+        # Prefect has its end, this process is still recording the outcome (the result): not done yet
+        state, prefect_state, message = "running", "Running", "finishing: recording the result"
+    else:
+        prefect_state = flow_run.state_name
     if state == "completed" and result is None and request.mode == "deployment":
         result = _persisted_result(flow_run)
         if result is not None and conn is not None:
@@ -246,7 +249,7 @@ def read_status(request: runs.RunRequest, *, conn=None) -> RunStatus:
     duration = flow_run.total_run_time.total_seconds() if flow_run.total_run_time else None
     return RunStatus(
         id=request.flow_run_id, flow=request.flow, mode=request.mode, state=state,
-        prefect_state=flow_run.state_name, message=message, name=flow_run.name,
+        prefect_state=prefect_state, message=message, name=flow_run.name,
         parameters=request.parameters, requested_by=request.requested_by, requested_at=request.requested_at,
         started_at=flow_run.start_time, ended_at=flow_run.end_time,
         duration_seconds=duration if state in FINAL_STATES or state == "running" else None,
