@@ -150,6 +150,22 @@ def test_concurrent_requests_with_one_idempotency_key_start_one_run(in_process_a
         events_until_closed(api, run_id, token=token_for("viewer"))  # let them finish before teardown
 
 
+def test_runs_are_shared_work_not_owned_objects(in_process_api, imports):
+    """A decision (README, Authentication): every viewer sees every run, with who started it; `mine` narrows."""
+    api = in_process_api
+    started = api.post("/api/flows/ingest-clients/runs", json={"source": "clients.csv"},
+                       headers=auth("editor", "ann@agency.test")).json()
+    ann = api.get("/api/users/me", headers=auth("editor", "ann@agency.test")).json()
+    bob = auth("viewer", "bob@agency.test")
+    assert api.get(f"/api/runs/{started['id']}", headers=bob).json()["requested_by"] == ann["id"]
+    assert [r["id"] for r in api.get("/api/runs", headers=bob).json()["items"]] == [started["id"]]
+    assert api.get("/api/runs", params={"mine": "true"}, headers=bob).json()["items"] == []
+    mine = api.get("/api/runs", params={"mine": "true"}, headers=auth("editor", "ann@agency.test")).json()["items"]
+    assert [r["id"] for r in mine] == [started["id"]]
+    messages, code = events_until_closed(api, started["id"], token=token_for("viewer", "bob@agency.test"))
+    assert code == 1000 and messages[-1]["run"]["state"] == "completed"
+
+
 def test_websocket_refuses_bad_tokens_and_unknown_runs(in_process_api):
     api = in_process_api
     messages, code = events_until_closed(api, "00000000-0000-4000-8000-000000000000", token="not-a-jwt")
