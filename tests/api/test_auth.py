@@ -27,6 +27,25 @@ def test_missing_or_bad_credentials_are_401_with_a_bearer_challenge(api):
         assert words in response.json()["detail"]
 
 
+def test_unsigned_alg_none_tokens_are_401_over_http(api):
+    """A token with every claim right but `alg: none` (any spelling) and no signature is refused."""
+    import base64
+    import json
+
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    claims = jwt.decode(token_for("admin"), options={"verify_signature": False})
+    assert api.get("/api/clients", headers=auth("admin")).status_code == 200  # the same claims, signed, pass
+    for alg in ("none", "None", "NONE"):
+        unsigned = f"{part({'alg': alg, 'typ': 'JWT'})}.{part(claims)}."
+        response = api.get("/api/clients", headers={"Authorization": f"Bearer {unsigned}"})
+        assert response.status_code == 401, (alg, response.text)
+        assert response.headers["content-type"] == PROBLEM and response.headers["www-authenticate"].startswith("Bearer")
+        assert response.json()["type"] == "https://proposalflow.dev/problems/authentication"
+        assert api.get("/api/users/me", headers={"Authorization": f"Bearer {unsigned}"}).status_code == 401
+
+
 def test_insufficient_role_is_403(api, viewer):
     response = api.post("/api/clients", json={"name": "Acme"}, headers=viewer)
     assert response.status_code == 403 and "editor" in response.json()["detail"]

@@ -119,6 +119,8 @@ def test_idempotency_key_returns_the_same_run(in_process_api, imports, db):
     assert first.status_code == second.status_code == 202
     assert first.json()["id"] == second.json()["id"] and second.headers["idempotent-replayed"] == "true"
     assert db.execute("SELECT count(*) FROM api_flow_runs").fetchone()[0] == 1
+    # the trigger is counted once (a replay starts nothing)
+    assert 'proposalflow_flow_triggers_total{flow="ingest-clients",mode="in-process"} 1.0' in api.get("/metrics").text
     events_until_closed(api, first.json()["id"], token=token_for("viewer"))  # let it finish before teardown
 
 
