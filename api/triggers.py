@@ -128,9 +128,10 @@ def prepare_ingest(settings: Settings, parameters: dict) -> dict:
 
 
 def check_enrich(conn: psycopg.Connection, settings: Settings, p: EnrichClientsParameters) -> None:
+    from proposalflow.clients.crud import missing_clients
+
     if p.client_ids:
-        found = {r[0] for r in conn.execute("SELECT id FROM clients WHERE id = ANY(%s)", (p.client_ids,))}
-        missing = [str(c) for c in p.client_ids if c not in found]
+        missing = [str(c) for c in missing_clients(conn, p.client_ids)]
         if missing:
             raise ValidationFailed(f"no such client(s): {', '.join(missing[:10])}",
                                    [{"field": "client_ids", "message": f"unknown: {', '.join(missing[:10])}"}])
@@ -152,20 +153,29 @@ def check_generate(conn: psycopg.Connection, settings: Settings, p: GenerateProp
     except NotFound as exc:
         raise ValidationFailed(str(exc), [{"field": "client_id", "message": "no such client"}]) from None
     if p.proposal_id is not None:
-        row = conn.execute("SELECT client_id FROM proposals WHERE id = %s", (p.proposal_id,)).fetchone()
-        if row is None or row[0] != p.client_id:
+        proposal = _proposal(conn, p.proposal_id)
+        if proposal is None or proposal.client_id != p.client_id:
             raise ValidationFailed(f"proposal {p.proposal_id} is not a proposal of client {p.client_id}",
                                    [{"field": "proposal_id", "message": "no such proposal for this client"}])
 
 
 def check_deliver(conn: psycopg.Connection, settings: Settings, p: DeliverProposalParameters) -> None:
-    row = conn.execute("SELECT status FROM proposals WHERE id = %s", (p.proposal_id,)).fetchone()
-    if row is None:
+    proposal = _proposal(conn, p.proposal_id)
+    if proposal is None:
         raise ValidationFailed(f"proposal {p.proposal_id} does not exist",
                                [{"field": "proposal_id", "message": "no such proposal"}])
-    if row[0] not in ("approved", "sent"):
-        raise ValidationFailed(f"proposal {p.proposal_id} is '{row[0]}': only an approved proposal is delivered",
-                               [{"field": "proposal_id", "message": f"status is {row[0]}, not approved"}])
+    if proposal.status not in ("approved", "sent"):
+        raise ValidationFailed(f"proposal {p.proposal_id} is '{proposal.status}': only an approved proposal is delivered",
+                               [{"field": "proposal_id", "message": f"status is {proposal.status}, not approved"}])
+
+
+def _proposal(conn: psycopg.Connection, proposal_id: uuid.UUID):
+    from proposalflow.proposals.crud import get_summary
+
+    try:
+        return get_summary(conn, proposal_id)
+    except NotFound:
+        return None
 
 
 TRIGGERS: list[FlowTrigger] = [

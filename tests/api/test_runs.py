@@ -109,6 +109,20 @@ def test_triggers_are_validated_before_anything_starts(in_process_api, imports, 
     generate = api.post("/api/flows/generate-proposal/runs", json={"client_id": "7d8e1f7c-0000-4000-8000-000000000000"},
                         headers=editor)
     assert generate.status_code == 422 and generate.json()["errors"][0]["field"] == "client_id"
+    # checks through the core: unknown clients, another client's proposal, a proposal not approved
+    acme = api.post("/api/clients", json={"name": "Acme", "website": "acme.com"}, headers=editor).json()["id"]
+    beta = api.post("/api/clients", json={"name": "Beta", "website": "beta.io"}, headers=editor).json()["id"]
+    draft = api.post("/api/proposals", json={"client_id": acme}, headers=editor)
+    assert draft.status_code == 201, draft.text
+    unknown = "7d8e1f7c-0000-4000-8000-000000000001"
+    for flow, body, field, words in (
+            ("enrich-clients", {"client_ids": [acme, unknown]}, "client_ids", unknown),
+            ("generate-proposal", {"client_id": beta, "proposal_id": draft.json()["id"]}, "proposal_id", "not a proposal of"),
+            ("deliver-proposal", {"proposal_id": unknown}, "proposal_id", "does not exist"),
+            ("deliver-proposal", {"proposal_id": draft.json()["id"]}, "proposal_id", "'draft'")):
+        response = api.post(f"/api/flows/{flow}/runs", json=body, headers=editor)
+        assert response.status_code == 422 and response.json()["errors"][0]["field"] == field, response.text
+        assert words in response.json()["detail"] and acme not in response.json()["errors"][0]["message"]
     assert db.execute("SELECT count(*) FROM api_flow_runs").fetchone()[0] == 0
 
 
