@@ -14,6 +14,7 @@ import httpx
 
 from ..errors import FetchFailed, UnsafeURL
 from ..http import USER_AGENT
+from .body import check_declared_size, read_capped
 from .html import parse_html, parse_text
 from .limits import Limits, shared_limits
 from .page import Page, utcnow
@@ -97,30 +98,13 @@ class DirectReader:
         raise FetchFailed(f"{url}: more than {self.max_redirects} redirects", url=url, status=None)
 
     def _body(self, response: httpx.Response, url: str, deadline: float) -> bytes:
-        declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_bytes:
-            raise FetchFailed(f"{url}: the page is {int(declared):,} bytes, over the {self.max_bytes:,} byte limit",
-                              url=url, status=response.status_code)
+        check_declared_size(response, url, self.max_bytes, "the page")  # before the type: the clearer reason
         kind = _media_type(response)
         if kind and not kind.startswith(HTML_TYPES + TEXT_TYPES):
             raise FetchFailed(f"{url}: not an HTML or text page (content-type {kind})", url=url,
                               status=response.status_code)
-        chunks, size = [], 0
-        try:
-            for chunk in response.iter_bytes(65536):
-                size += len(chunk)
-                if size > self.max_bytes:
-                    raise FetchFailed(f"{url}: the page is over the {self.max_bytes:,} byte limit", url=url,
-                                      status=response.status_code)
-                if time.monotonic() > deadline:
-                    raise Transient(f"{url}: the body took longer than {self.timeout:g} s")
-                chunks.append(chunk)
-        except httpx.TimeoutException as exc:
-            raise Transient(f"{url}: timed out reading the body after {self.timeout:g} s") from exc
-        except httpx.TransportError as exc:
-            raise Transient(f"{url}: {type(exc).__name__} while reading the body: {exc}") from exc
-        self.stats.add(bytes=size)
-        return b"".join(chunks)
+        return read_capped(response, url, max_bytes=self.max_bytes, deadline=deadline, seconds=self.timeout,
+                           what="the page", stats=self.stats)
 
     def _page(self, url: str, final_url: str, response: httpx.Response, body: bytes) -> Page:
         kind = _media_type(response)

@@ -19,6 +19,7 @@ import httpx
 
 from ..errors import FetchFailed, UnsafeURL
 from ..http import USER_AGENT
+from .body import read_capped
 from .html import META_NAMES, OPENGRAPH_PREFIXES, parse_text
 from .limits import Limits, shared_limits
 from .page import Page, utcnow
@@ -108,30 +109,8 @@ class JinaReader:
                     content_type="text/markdown", reader=self.name)
 
     def _body(self, response: httpx.Response, url: str, deadline: float) -> bytes:
-        """The answer's bytes, read in chunks: refused unread when Content-Length is over the cap,
-        cut off as soon as the bytes read pass it, and bounded in time (a dribbled answer)."""
-        declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_bytes:
-            raise FetchFailed(f"{url}: Jina Reader's answer is {int(declared):,} bytes, over the "
-                              f"{self.max_bytes:,} byte limit", url=url, status=response.status_code)
-        chunks, size = [], 0
-        try:
-            for chunk in response.iter_bytes(65536):
-                size += len(chunk)
-                if size > self.max_bytes:
-                    self.stats.add(bytes=size)
-                    raise FetchFailed(f"{url}: Jina Reader's answer is over the {self.max_bytes:,} byte limit",
-                                      url=url, status=response.status_code)
-                if time.monotonic() > deadline:
-                    raise Transient(f"{url}: Jina Reader's answer took longer than "
-                                    f"{self.timeout + JINA_EXTRA_SECONDS:g} s")
-                chunks.append(chunk)
-        except httpx.TimeoutException as exc:
-            raise Transient(f"{url}: Jina Reader timed out sending its answer ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise Transient(f"{url}: {type(exc).__name__} while reading Jina Reader's answer: {exc}") from exc
-        self.stats.add(bytes=size)
-        return b"".join(chunks)
+        return read_capped(response, url, max_bytes=self.max_bytes, deadline=deadline,
+                           seconds=self.timeout + JINA_EXTRA_SECONDS, what="Jina Reader's answer", stats=self.stats)
 
 
 def _transient_5xx(response: httpx.Response, url: str) -> Transient | None:
