@@ -46,6 +46,8 @@ def _settings_from_prefect_blocks() -> None:
 
     from .output import reported_errors
 
+    if "--help" in sys.argv[1:]:
+        return  # help needs no settings; a broken block setting must not hide it
     with reported_errors("--json" in sys.argv[1:]):
         apply_configured_blocks()
 

@@ -102,6 +102,7 @@ def test_every_cli_command_and_the_api_read_the_configured_blocks(cli_env, db_ur
            "'no-such-block'" in " ".join(failed.stderr.split())  # the terminal wraps the message
     failed = run_cli(["db", "migrate", "--json"], env, check=False)
     assert failed.returncode == 1 and "no-such-block" in json.loads(failed.stdout)["error"]["message"]
+    assert "Usage: proposalflow db" in run_cli(["db", "--help"], env).stdout  # help needs no settings
     api = subprocess.run([sys.executable, "-c", probe], env=env, cwd=REPO, capture_output=True, text=True,
                          timeout=120)
     assert api.returncode != 0 and "there is no proposalflow-database block named 'no-such-block'" in api.stderr
