@@ -35,7 +35,14 @@ bearer = HTTPBearer(auto_error=False, bearerFormat="JWT", scheme_name="bearerAut
 
 
 async def reject_unknown_query(request: HTTPConnection) -> None:
-    """422 for query parameters a route does not declare (a typo like `?limt=5` is not silently ignored)."""
+    """422 for query parameters a route does not declare (a typo like `?limt=5` is not silently ignored),
+    and for parameters carrying NUL characters."""
+    nul = sorted({name.replace("\x00", "\\u0000")
+                  for name, value in [*request.query_params.multi_items(), *request.path_params.items()]
+                  if "\x00" in name or "\x00" in str(value)})
+    if nul:  # PostgreSQL stores no NUL in text: a 422 naming the parameter, never a database error
+        raise ValidationFailed(f"NUL characters in parameter(s): {', '.join(nul)}",
+                               [{"field": name, "message": "must not contain NUL (\\u0000) characters"} for name in nul])
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None or not request.query_params or request.scope["type"] != "http":

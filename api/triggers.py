@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 import psycopg
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from proposalflow.inputs import Input
 from proposalflow.errors import NotFound, ValidationFailed
 from proposalflow.knowledge.uploads import StoredUpload
 from proposalflow.settings import Settings
@@ -25,8 +26,8 @@ Check = Callable[[psycopg.Connection, Settings, Any], None]
 Prepare = Callable[[Settings, dict], dict]
 
 
-class _Parameters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Parameters(Input):
+    pass  # a flow's parameters, as a caller gives them
 
 
 class IngestClientsParameters(_Parameters):

@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from proposalflow.database import connect_url
+from proposalflow.inputs import Input
 from proposalflow.pagination import clamp_limit
 from proposalflow.proposals import crud, service
 from proposalflow.proposals.crud import ProposalCreate, ProposalSummary, ProposalUpdate
@@ -27,8 +28,7 @@ router = APIRouter(prefix="/api/proposals", tags=["proposals"], responses=respon
 StatusName = Literal[tuple(s.value for s in ProposalStatus)]  # type: ignore[valid-type]
 
 
-class StatusRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StatusRequest(Input):
     status: StatusName
     note: str | None = Field(None, max_length=2000)
 
@@ -41,8 +41,7 @@ class StatusResult(BaseModel):
     proposal: ProposalSummary
 
 
-class RevisionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RevisionRequest(Input):
     instruction: str = Field(min_length=1, max_length=10_000, description="What to change, in plain words")
 
 

@@ -15,8 +15,9 @@ from typing import Any, Literal
 
 import psycopg
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from ..inputs import Input
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..pagination import Keyset, Page, SortKey, keyset
 from .normalise import normalise_row
@@ -35,10 +36,8 @@ SORT_KEYS = {
 EnrichmentFilter = Literal["enriched", "not_enriched"]
 
 
-class ClientInput(BaseModel):
+class ClientInput(Input):
     """What a person may set on a client (create and full replace)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=500, description="Company name")
     website: str | None = Field(None, max_length=2048, description="http(s) URL or bare domain; normalised")

@@ -17,8 +17,9 @@ from typing import Any, Literal
 import psycopg
 from psycopg.types.json import Jsonb
 from langchain_core.embeddings import Embeddings
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
+from ..inputs import Input
 from ..errors import NotFound, ValidationFailed
 from ..pagination import Page, SortKey, keyset
 from . import store
@@ -38,9 +39,7 @@ SERVER_METADATA_KEYS = frozenset({"original"})
 KnowledgeSort = Literal["title", "-title", "created_at", "-created_at", "updated_at", "-updated_at"]
 
 
-class KnowledgeInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class KnowledgeInput(Input):
     title: str = Field(min_length=1, max_length=500)
     category: str | None = Field(None, max_length=100, description="e.g. services, case-studies, pricing")
     content: str = Field(min_length=1, max_length=2_000_000, description="Markdown or plain text")

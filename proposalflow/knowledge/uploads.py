@@ -16,8 +16,9 @@ from pathlib import Path
 
 import psycopg
 from langchain_core.embeddings import Embeddings
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from ..inputs import Input
 from ..errors import NotFound, SourceUnreadable
 from ..filestore import FileStore, LocalFileStore, safe_name
 from . import store
@@ -28,7 +29,7 @@ UPLOAD_PREFIX = "knowledge/"  # where the API keeps uploaded originals in the fi
 KEY_PATTERN = r"^knowledge/[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$"
 
 
-class StoredUpload(BaseModel):
+class StoredUpload(Input):
     """An uploaded file already in the file store."""
 
     key: str = Field(pattern=KEY_PATTERN, max_length=300, description="Its storage key, e.g. knowledge/<sha>/a.pdf")

@@ -15,8 +15,9 @@ from datetime import datetime
 from typing import Literal
 
 import psycopg
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from ..inputs import Input
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..pagination import Page, SortKey, keyset
 from .status import ProposalStatus
@@ -31,19 +32,15 @@ ProposalSort = Literal["created_at", "-created_at", "updated_at", "-updated_at",
                        "-status_changed_at"]
 
 
-class ProposalCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProposalCreate(Input):
     client_id: uuid.UUID
     title: str | None = Field(None, max_length=300)
     brief: str | None = Field(None, max_length=20_000, description="Notes or an RFP excerpt for generation")
     template: str | None = Field(None, max_length=50, description="standard, short or rfp")
 
 
-class ProposalUpdate(BaseModel):
+class ProposalUpdate(Input):
     """A full replace of the fields a person edits directly (left out: cleared)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     title: str | None = Field(None, max_length=300)
     brief: str | None = Field(None, max_length=20_000)

@@ -103,3 +103,25 @@ def test_a_burst_of_new_callers_does_not_exhaust_the_pool(db_url):
 
         with ThreadPoolExecutor(8) as pool:
             assert list(pool.map(first_request, range(16))) == [200] * 16
+
+
+def test_nul_characters_are_refused_naming_the_field_not_a_500(api, editor, viewer, db):
+    """PostgreSQL stores no NUL in text or jsonb: such a value is a 422 naming the field, before any
+    write or flow run (schemathesis found a trigger parameter that reached the database)."""
+    before = db.execute("SELECT (SELECT count(*) FROM clients), (SELECT count(*) FROM api_flow_runs)").fetchone()
+    for path, body, field in [
+        ("/api/clients", {"name": "Acme\u0000"}, "name"),
+        ("/api/clients", {"name": "Acme", "contact_info": {"note": ["a\u0000"]}}, "contact_info"),
+        ("/api/knowledge", {"title": "T", "content": "x", "metadata": {"k\u0000": 1}}, "metadata"),
+        ("/api/flows/embed-knowledge/runs", {"category": "\u0000", "reembed": True}, "category"),
+        ("/api/flows/ingest-clients/runs", {"source": "a\u0000.csv"}, "source"),
+    ]:
+        answer = api.post(path, json=body, headers=editor)
+        assert answer.status_code == 422, (path, answer.text)
+        problem = answer.json()
+        assert any(e["field"].endswith(field) and "NUL" in e["message"] for e in problem["errors"]), problem
+    assert db.execute("SELECT (SELECT count(*) FROM clients), (SELECT count(*) FROM api_flow_runs)").fetchone() == before
+    for path, params in [("/api/clients", {"name": "a\u0000"}), ("/api/clients", {"domain": "\u0000"}),
+                         ("/api/knowledge/search", {"q": "a\u0000"})]:  # query strings too
+        answer = api.get(path, params=params, headers=viewer)
+        assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == next(iter(params)), answer.text
