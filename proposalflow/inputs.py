@@ -12,14 +12,25 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 
-def _has_nul(value: Any) -> bool:
+def has_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
     if isinstance(value, (list, tuple)):
-        return any(_has_nul(v) for v in value)
+        return any(has_nul(v) for v in value)
     return False
+
+
+def without_nul(value: Any) -> Any:
+    """The value with each NUL shown as the text `\\u0000` (to keep a rejected record storable)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\u0000")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_nul(v) for v in value]
+    return value
 
 
 class Input(BaseModel):
@@ -28,6 +39,6 @@ class Input(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_nul_characters(cls, value: Any) -> Any:
-        if _has_nul(value):
+        if has_nul(value):
             raise ValueError("must not contain NUL (\\u0000) characters")
         return value

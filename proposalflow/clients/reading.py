@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import SourceUnreadable
+from ..inputs import has_nul, without_nul
 from .normalise import canonical_field
 
 FORMATS = ("csv", "json", "jsonl", "xlsx")
@@ -102,7 +103,17 @@ def inspect_file(path: Path, display_name: str | None = None, format: str | None
 def iter_batches(plan: FilePlan, batch_rows: int) -> Iterator[list[RawRow]]:
     rows = {"csv": _csv_rows, "json": _json_rows, "jsonl": _jsonl_rows, "xlsx": _xlsx_rows}[plan.format](plan)
     while batch := list(islice(rows, batch_rows)):
-        yield batch
+        yield [_refuse_nul(row) for row in batch]
+
+
+def _refuse_nul(row: RawRow) -> RawRow:
+    """PostgreSQL stores no NUL character in text or jsonb: such a row is a reject naming the column
+    (its raw record kept with each NUL written as `\\u0000`), not a failure of the whole file."""
+    if row.error or not has_nul(row.values):
+        return row
+    column = next(str(k) for k, v in row.values.items() if has_nul(k) or has_nul(v))
+    return RawRow(row.row_number, without_nul(row.values),
+                  error=f"has a NUL character (\\u0000) in column {without_nul(column)!r}")
 
 
 # --- detection -----------------------------------------------------------------------------------

@@ -92,6 +92,17 @@ def test_rejects_name_the_row_column_and_reason(db, tmp_path):
     assert stored(db).get("domain:acme.com")[0] == "Acme Corp"  # the first row stands
 
 
+def test_a_nul_character_past_the_sniffed_head_is_a_reject_naming_the_row_and_column(db, tmp_path):
+    filler = [[f"Filler {i}", f"filler{i}.com", "", "", "Retail"] for i in range(2000)]  # > 64 KB before the bad row
+    rows = filler + [["Nul Ltd", "nul.com", "", "", "Re\x00tail"]] + ROWS
+    staged = stage_source(db, LocalSource(write_csv(tmp_path / "c.csv", rows), "c.csv"))
+    summary = apply_run(db, staged.run_id)
+    assert (summary.read, summary.inserted, summary.rejected) == (2004, 2003, 1)
+    [reject] = rejects_of(db, staged.run_id)
+    assert reject["row_number"] == 2002 and reject["reason"] == "row 2002 has a NUL character (\\u0000) in column 'Industry'"
+    assert reject["raw_row"]["Industry"] == "Re\\u0000tail"  # kept, with the NUL written out
+
+
 def test_rerun_changes_nothing_and_a_changed_row_is_updated(db, tmp_path):
     path = write_csv(tmp_path / "c.csv", ROWS)
     first = ingest(db, path)
