@@ -22,7 +22,12 @@ from api.main import create_app  # noqa: E402
 
 # The schema is the app's own; the app each test calls is built on that test's database (below).
 # (schemathesis.pytest.from_fixture would do both at once, but it does not work with pytest 9.)
-schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(make_settings()))
+# Read from app.openapi() rather than by a request: a request would start this app's lifespan at
+# collection time, before any fixture has set DATABASE_URL, and with it an embedded server in the
+# default PROPOSALFLOW_HOME that nothing stops.
+_schema_app = create_app(make_settings())
+schema = schemathesis.openapi.from_dict(_schema_app.openapi())
+schema.app, schema.location = _schema_app, "/openapi.json"  # what from_asgi records (the fixture swaps the app)
 
 
 @pytest.fixture(scope="module")
