@@ -28,6 +28,22 @@ for _key, _value in {"MIN_EXTRACTED_SIZE": "10", "MIN_OUTPUT_SIZE": "10", "MIN_E
     _TRAFILATURA.set("DEFAULT", _key, _value)
 
 
+def sort_meta_tags(pairs) -> tuple[dict[str, str], dict[str, str]]:
+    """(name or property, content) pairs of a page's <meta> tags → (opengraph, meta): og:/article:/
+    business: keys, and the descriptive names the extractor reads; the first of each key wins."""
+    opengraph: dict[str, str] = {}
+    meta: dict[str, str] = {}
+    for key, value in pairs:
+        key = str(key or "").strip().lower()
+        if not key or not value:
+            continue
+        if key.startswith(OPENGRAPH_PREFIXES):
+            opengraph.setdefault(key, value)
+        elif key in META_NAMES:
+            meta.setdefault(key, value)
+    return opengraph, meta
+
+
 def parse_html(html: str, url: str) -> dict[str, Any]:
     """The Page fields that come from the document itself (keys: title, description, content,
     links, structured). `url` is the page's final URL, the base for relative links."""
@@ -38,17 +54,8 @@ def parse_html(html: str, url: str) -> dict[str, Any]:
     base = tree.xpath("string(//base/@href)").strip()
     base_url = urljoin(url, base) if base else url
 
-    meta: dict[str, str] = {}
-    opengraph: dict[str, str] = {}
-    for node in tree.xpath("//meta[@content]"):
-        key = (node.get("property") or node.get("name") or "").strip().lower()
-        value = _clean(node.get("content"))
-        if not key or not value:
-            continue
-        if key.startswith(OPENGRAPH_PREFIXES):
-            opengraph.setdefault(key, value)
-        elif key in META_NAMES:
-            meta.setdefault(key, value)
+    opengraph, meta = sort_meta_tags(((node.get("property") or node.get("name") or ""), _clean(node.get("content")))
+                                     for node in tree.xpath("//meta[@content]"))
 
     json_ld = _json_ld(tree)
     links, emails, phones = [], [], []

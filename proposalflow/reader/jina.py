@@ -20,7 +20,7 @@ import httpx
 from ..errors import FetchFailed, UnsafeURL
 from ..http import USER_AGENT
 from .body import read_capped
-from .html import META_NAMES, OPENGRAPH_PREFIXES, parse_text
+from .html import parse_text, sort_meta_tags
 from .limits import Limits, shared_limits
 from .page import Page, utcnow
 from .retrying import Transient, transient_status, with_retries
@@ -126,16 +126,7 @@ def _metadata(value) -> dict[str, dict[str, str]]:
     descriptive names into `meta` — so the extractor finds og:site_name and the rest either way."""
     if not isinstance(value, dict):
         return {}
-    opengraph: dict[str, str] = {}
-    meta: dict[str, str] = {}
-    for key, raw in value.items():
-        key, text = str(key).strip().lower(), _text(raw)
-        if not key or not text:
-            continue
-        if key.startswith(OPENGRAPH_PREFIXES):
-            opengraph.setdefault(key, text)
-        elif key in META_NAMES:
-            meta.setdefault(key, text)
+    opengraph, meta = sort_meta_tags((key, _text(raw)) for key, raw in value.items())
     return {name: found for name, found in (("opengraph", opengraph), ("meta", meta)) if found}
 
 

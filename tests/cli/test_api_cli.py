@@ -23,6 +23,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+
+def wait_until_ready(base: str, server, log) -> None:
+    """Until the API answers /readyz with 200; fails with the end of its log if it exits or takes 90 s."""
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline and server.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.3)
+
 def test_token_then_api_serves_the_routes_with_it(cli_env, tmp_path):
     env = {**cli_env, "PROPOSALFLOW_JWT_SECRET": SECRET}
     minted = json.loads(run_cli(["token", "--email", "Ed@Agency.test", "--role", "editor", "--ttl", "15m", "--json"],
@@ -36,15 +49,7 @@ def test_token_then_api_serves_the_routes_with_it(cli_env, tmp_path):
                               stderr=open(tmp_path / "api.log", "w"))
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "api.log").read_text()[-3000:]
-            time.sleep(0.3)
+        wait_until_ready(base, server, tmp_path / "api.log")
         editor = {"Authorization": f"Bearer {minted['token']}"}
         created = httpx.post(f"{base}/api/clients", json={"name": "Acme", "website": "acme.com"}, headers=editor)
         assert created.status_code == 201, created.text
@@ -119,15 +124,7 @@ def test_sigterm_stops_the_temporary_prefect_server_of_in_process_runs(cli_env, 
     log = tmp_path / "api.log"
     try:
         base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.3)
+        wait_until_ready(base, server, log)
         started = httpx.post(f"{base}/api/flows/ingest-clients/runs", json={"source": "c.csv"}, headers=headers,
                              timeout=120)
         assert started.status_code == 202, started.text
